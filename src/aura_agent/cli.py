@@ -1,0 +1,70 @@
+"""The `aura-agent` command: `serve` runs the HTTP server the README describes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from aura_agent import __version__
+from aura_agent.app import development_key_banner, with_development_key
+from aura_agent.config import ConfigError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"aura-agent: configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    settings, generated = with_development_key(settings)
+    if generated and settings.internal_api_key:
+        # Workers build their own app from the environment: hand them all the same key.
+        os.environ["INTERNAL_API_KEY"] = settings.internal_api_key
+        print(development_key_banner(settings), flush=True)  # noqa: T201
+    import uvicorn
+
+    uvicorn.run(
+        "aura_agent.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="aura-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"aura-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default=None, help="bind address (default: HOST)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="worker processes (default: WEB_CONCURRENCY or 1)",
+    )
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

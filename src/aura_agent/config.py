@@ -1,0 +1,197 @@
+"""Settings from the environment (and an optional `.env`), validated once at startup.
+
+Field names are the environment variable names, so a validation error such as
+"Expected `float` <= 2.0 - at `$.MODEL_TEMPERATURE`" names exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal, get_args, get_origin
+
+import msgspec
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+DEFAULT_OPENROUTER_URL = "https://openrouter.ai/api/v1/chat/completions"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the variable and what it accepts."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
+    """Every setting of the service. See `.env.example` for what each one means."""
+
+    aura_env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["auto", "console", "json"] = "auto"
+
+    # Which adapters serve requests. `auto` picks OpenRouter when a key is set, else the demo.
+    llm_provider: Literal["auto", "openrouter", "demo"] = "auto"
+    session_store: Literal["memory", "redis"] = "memory"
+
+    # Authentication of callers (the seed's single key).
+    internal_api_key: str | None = None
+
+    # OpenRouter, with the seed's names.
+    openrouter_api_key: str | None = None
+    openrouter_api_url: str = DEFAULT_OPENROUTER_URL
+    openrouter_referer: str | None = None
+    openrouter_title: str | None = None
+
+    # The model and its defaults.
+    model_name: str = "deepseek/deepseek-chat"
+    model_temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.2
+    model_max_tokens: PositiveInt = 2000
+    allowed_models: tuple[str, ...] = ()
+    system_prompt: str | None = None
+
+    # Request limits.
+    max_message_chars: PositiveInt = 32_000
+    max_tokens_limit: PositiveInt = 16_384
+    max_body_bytes: PositiveInt = 262_144
+    history_token_budget: PositiveInt = 6_000
+
+    # Streaming and upstream timeouts, in seconds.
+    keepalive_seconds: PositiveFloat = 5.0
+    upstream_connect_timeout: PositiveFloat = 10.0
+    upstream_first_token_timeout: PositiveFloat = 60.0
+    upstream_idle_timeout: PositiveFloat = 60.0
+
+    # Session memory.
+    session_max_messages: Annotated[int, msgspec.Meta(ge=2)] = 100
+    session_ttl_seconds: PositiveInt = 86_400
+    session_max_sessions: PositiveInt = 10_000
+
+    # Redis session store.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "aura:"
+    redis_cluster: bool = False
+    redis_socket_timeout: PositiveFloat = 2.0
+
+    # Offline demo model: pause between its words, in milliseconds (0 streams at once).
+    demo_token_delay_ms: Annotated[int, msgspec.Meta(ge=0)] = 25
+
+    cors_origins: tuple[str, ...] = ("http://localhost:5173",)
+
+    @property
+    def is_production(self) -> bool:
+        """Production forbids the conveniences of development (generated keys, demo fallback)."""
+        return self.aura_env == "production"
+
+    @property
+    def resolved_provider(self) -> Literal["openrouter", "demo"]:
+        """The provider actually used once `auto` is decided."""
+        if self.llm_provider == "auto":
+            return "openrouter" if self.openrouter_api_key else "demo"
+        return self.llm_provider
+
+    @property
+    def model_allow_list(self) -> tuple[str, ...]:
+        """Models a request may name; by default only the configured model."""
+        return self.allowed_models or (self.model_name,)
+
+
+_LIST_FIELDS = {"ALLOWED_MODELS", "CORS_ORIGINS"}
+_FIELD_NAMES = {field.encode_name for field in msgspec.structs.fields(Settings)}
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """Parse the simple `.env` format: KEY=VALUE lines, `#` comments, optional quotes, `export`."""
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = re.sub(r"\s+#.*$", "", value)
+        values[key.strip()] = value
+    return values
+
+
+def _to_field_value(name: str, value: str) -> object:
+    if name in _LIST_FIELDS:
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _accepted_values(name: str) -> tuple[str, ...]:
+    for field in msgspec.structs.fields(Settings):
+        if field.encode_name == name and get_origin(field.type) is Literal:
+            return tuple(str(choice) for choice in get_args(field.type))
+    return ()
+
+
+def _problem_from(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    match = re.search(r"at `\$\.(\w+)`", text)
+    if not match:
+        return f"invalid configuration: {text}"
+    name = match.group(1)
+    problem = f"invalid {name}: {text[: match.start()].rstrip(' -')}"
+    if accepted := _accepted_values(name):
+        problem += f" (accepts: {', '.join(accepted)})"
+    return problem
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Build `Settings` from `.env` (if present) overlaid by the process environment.
+
+    Empty values count as unset, so `KEY=` in `.env` keeps the default. Raises `ConfigError`.
+    """
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update(parse_dotenv(Path(env_file).read_text(encoding="utf-8")))
+    merged.update(os.environ if environ is None else environ)
+    raw = {
+        name: _to_field_value(name, value)
+        for name, value in merged.items()
+        if name in _FIELD_NAMES and value.strip() != ""
+    }
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_problem_from(exc)) from None
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Check the rules that span several settings; raise `ConfigError` naming the variable."""
+    if settings.is_production:
+        if not settings.internal_api_key:
+            raise ConfigError("INTERNAL_API_KEY is required when AURA_ENV=production")
+        if settings.resolved_provider == "demo":
+            raise ConfigError(
+                "OPENROUTER_API_KEY is required when AURA_ENV=production "
+                "(the offline demo model is for development only)"
+            )
+    if settings.resolved_provider == "openrouter" and not settings.openrouter_api_key:
+        raise ConfigError("OPENROUTER_API_KEY is required when LLM_PROVIDER=openrouter")
+    if not settings.openrouter_api_url.startswith(("https://", "http://")):
+        raise ConfigError("invalid OPENROUTER_API_URL: expected an http:// or https:// URL")
+    if settings.model_max_tokens > settings.max_tokens_limit:
+        raise ConfigError(
+            f"invalid MODEL_MAX_TOKENS: {settings.model_max_tokens} is above "
+            f"MAX_TOKENS_LIMIT ({settings.max_tokens_limit})"
+        )
+    if settings.model_name not in settings.model_allow_list:
+        raise ConfigError(
+            f"invalid ALLOWED_MODELS: it must include MODEL_NAME ({settings.model_name})"
+        )

@@ -1,0 +1,129 @@
+"""The dependency-injector container: which adapter serves each port, chosen from settings.
+
+Adapters are Singletons (one per app); the shared HTTP and Redis clients are Resources, created
+at startup and closed at shutdown, because streamed bodies outlive any per-request scope.
+`ChatService` is a Factory, so a test's `override()` takes effect on the next request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from dependency_injector import containers, providers
+
+from aura_agent.adapters.llm.demo import DemoChatModel
+from aura_agent.adapters.session_store.memory import MemorySessionStore
+from aura_agent.application.chat_service import ChatService
+from aura_agent.config import Settings
+
+# Connections kept per provider host; SSE streams each hold one for their whole duration.
+_MAX_UPSTREAM_CONNECTIONS = 1000
+
+
+async def _http_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One pooled client for the app's lifetime; read timeout = idle time allowed between chunks."""
+    timeout = httpx.Timeout(
+        connect=settings.upstream_connect_timeout,
+        read=settings.upstream_idle_timeout,
+        write=settings.upstream_connect_timeout,
+        pool=settings.upstream_connect_timeout,
+    )
+    limits = httpx.Limits(
+        max_connections=_MAX_UPSTREAM_CONNECTIONS,
+        max_keepalive_connections=100,
+        keepalive_expiry=30,
+    )
+    client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def _redis_store(settings: Settings) -> AsyncIterator[Any]:
+    """The Redis store and its connection pool, closed at shutdown (imported only when used)."""
+    from aura_agent.adapters.session_store.redis import (
+        RedisSessionStore,
+        close_redis_client,
+        create_redis_client,
+    )
+
+    client = create_redis_client(
+        settings.redis_url,
+        cluster=settings.redis_cluster,
+        socket_timeout=settings.redis_socket_timeout,
+    )
+    try:
+        yield RedisSessionStore(
+            client,
+            key_prefix=settings.redis_key_prefix,
+            max_messages=settings.session_max_messages,
+            ttl_seconds=settings.session_ttl_seconds,
+        )
+    finally:
+        await close_redis_client(client)
+
+
+def _openrouter_model(settings: Settings, client: httpx.AsyncClient) -> Any:
+    """The OpenRouter adapter, configured from the seed's variables."""
+    from aura_agent.adapters.llm.openrouter import OpenRouterChatModel
+
+    return OpenRouterChatModel(
+        client=client,
+        api_key=settings.openrouter_api_key or "",
+        url=settings.openrouter_api_url,
+        default_model=settings.model_name,
+        default_temperature=settings.model_temperature,
+        default_max_tokens=settings.model_max_tokens,
+        first_token_timeout=settings.upstream_first_token_timeout,
+        referer=settings.openrouter_referer,
+        title=settings.openrouter_title,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    """Wires the ports to adapters. Nothing is created until a provider is first called."""
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    http_client = providers.Resource(_http_client, settings=settings)
+
+    openrouter_model = providers.Singleton(_openrouter_model, settings=settings, client=http_client)
+    demo_model = providers.Singleton(
+        lambda settings: DemoChatModel(token_delay_seconds=settings.demo_token_delay_ms / 1000),
+        settings=settings,
+    )
+    chat_model = providers.Selector(
+        providers.Callable(lambda settings: settings.resolved_provider, settings),
+        openrouter=openrouter_model,
+        demo=demo_model,
+    )
+
+    memory_store = providers.Singleton(
+        lambda settings: MemorySessionStore(
+            max_sessions=settings.session_max_sessions,
+            max_messages=settings.session_max_messages,
+            ttl_seconds=settings.session_ttl_seconds,
+        ),
+        settings=settings,
+    )
+    redis_store = providers.Resource(_redis_store, settings=settings)
+    session_store = providers.Selector(
+        providers.Callable(lambda settings: settings.session_store, settings),
+        memory=memory_store,
+        redis=redis_store,
+    )
+
+    chat_service = providers.Factory(
+        lambda settings, model, store: ChatService(
+            model=model,
+            store=store,
+            system_prompt=settings.system_prompt,
+            history_token_budget=settings.history_token_budget,
+        ),
+        settings=settings,
+        model=chat_model,
+        store=session_store,
+    )

@@ -1,0 +1,59 @@
+"""Chat messages and the events a model stream produces.
+
+Frozen msgspec Structs: cheap to create on the hot path, hashable, and encodable without adapters.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class Role(StrEnum):
+    """Who said a message; values match the Chat Completions wire names on purpose."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """One message of a conversation."""
+
+    role: Role
+    content: str
+
+
+class TextDelta(msgspec.Struct, frozen=True, tag="text"):
+    """A piece of the reply's text, in the order the model produced it."""
+
+    text: str
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True, tag="usage"):
+    """Token counts the provider reported for the whole request."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+class StreamEnd(msgspec.Struct, frozen=True, kw_only=True, tag="end"):
+    """The model finished normally; `finish_reason` says why (stop, length, ...)."""
+
+    finish_reason: str = "stop"
+
+
+ChatEvent = TextDelta | Usage | StreamEnd
+"""Everything a `ChatModel` stream may yield; a well-formed stream ends with exactly one `StreamEnd`."""
+
+
+class GenerationOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-request knobs passed to the model; `None` means the model's configured default."""
+
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None

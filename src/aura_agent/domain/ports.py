@@ -1,0 +1,62 @@
+"""The two ports of the hexagon: where replies come from and where conversations are kept."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A language model that streams a reply to a conversation.
+
+    `stream` yields `TextDelta`s, at most one `Usage`, then exactly one `StreamEnd`, or raises a
+    `ChatModelError`. Cancelling the iteration must release the upstream request at once, because
+    providers bill until the connection is closed.
+    """
+
+    @property
+    def provider(self) -> str:
+        """Short provider name for logs and errors (e.g. `openrouter`)."""
+        ...
+
+    @property
+    def default_model(self) -> str:
+        """The model used when a request names none."""
+        ...
+
+    def stream(
+        self, messages: Sequence[Message], options: GenerationOptions
+    ) -> AsyncIterator[ChatEvent]:
+        """Stream the reply to `messages`."""
+        ...
+
+    async def check(self) -> None:
+        """Raise a `ChatModelError` if the provider cannot be reached; used by readiness probes."""
+        ...
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Conversation histories keyed by session id.
+
+    Session ids reaching a store are already validated (`[A-Za-z0-9_-]{1,128}`).
+    """
+
+    async def load(self, session_id: str) -> list[Message]:
+        """Return the history of a session, oldest first; empty for an unknown session."""
+        ...
+
+    async def append_turn(self, session_id: str, user: Message, assistant: Message) -> None:
+        """Append both messages atomically: both land, or neither does."""
+        ...
+
+    async def delete(self, session_id: str) -> bool:
+        """Forget a session; True if it existed."""
+        ...
+
+    async def check(self) -> None:
+        """Raise a `SessionStoreError` if the store cannot serve requests."""
+        ...

@@ -1,0 +1,1 @@
+"""The HTTP edge: Litestar controllers, DTOs, SSE encoding, auth and error mapping."""

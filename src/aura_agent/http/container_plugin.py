@@ -1,0 +1,95 @@
+"""Bridges the dependency-injector container into Litestar's own dependency injection.
+
+dependency-injector's `@inject` markers confuse Litestar's signature parsing, so handlers ask for
+plain names (`settings`, `chat_model`, `session_store`, `chat_service`) and this plugin provides
+them from the container; it also opens and closes the container's resources with the app.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from aura_agent.application.chat_service import ChatService
+from aura_agent.config import Settings
+from aura_agent.container import Container
+from aura_agent.domain.ports import ChatModel, SessionStore
+
+_log = structlog.get_logger("aura_agent.startup")
+
+
+async def _resolve(provided: Any) -> Any:
+    """Providers that depend on an async resource return awaitables; others return values."""
+    return await provided if inspect.isawaitable(provided) else provided
+
+
+class ContainerPlugin(InitPluginProtocol):
+    """Registers the container's services as Litestar dependencies and runs its lifecycle."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        container = self.container
+
+        async def provide_chat_model() -> ChatModel:
+            model: ChatModel = await _resolve(container.chat_model())
+            return model
+
+        async def provide_session_store() -> SessionStore:
+            store: SessionStore = await _resolve(container.session_store())
+            return store
+
+        async def provide_chat_service() -> ChatService:
+            service: ChatService = await _resolve(container.chat_service())
+            return service
+
+        def provide_settings() -> Settings:
+            settings: Settings = container.settings()
+            return settings
+
+        app_config.dependencies.update(
+            {
+                "settings": Provide(provide_settings, sync_to_thread=False, use_cache=True),
+                "chat_model": Provide(provide_chat_model),
+                "session_store": Provide(provide_session_store),
+                "chat_service": Provide(provide_chat_service),
+            }
+        )
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+    @asynccontextmanager
+    async def _lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        """Create the selected adapters up front, so a broken configuration fails at startup."""
+        container = self.container
+        settings: Settings = container.settings()
+        model: ChatModel = await _resolve(container.chat_model())
+        await _resolve(container.session_store())
+        _log.info(
+            "aura_agent_started",
+            provider=model.provider,
+            model=settings.model_name if model.provider != "demo" else model.default_model,
+            session_store=settings.session_store,
+            environment=settings.aura_env,
+        )
+        if model.provider == "demo":
+            _log.warning(
+                "demo_model_active",
+                detail="LLM_PROVIDER resolved to the offline demo model: replies are canned. "
+                "Set OPENROUTER_API_KEY to use a real model.",
+            )
+        try:
+            yield
+        finally:
+            result = container.shutdown_resources()
+            if inspect.isawaitable(result):
+                await result

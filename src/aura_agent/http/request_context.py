@@ -1,0 +1,144 @@
+"""Request ids and the canonical log line: one line per request, written when the response ends.
+
+A pure ASGI middleware, so that a streamed response is logged after its last byte with what the
+stream recorded (time to first token, tokens relayed, outcome) rather than when headers went out.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUIET_PATHS = frozenset({"/health", "/ready"})
+_log = structlog.get_logger("aura_agent.access")
+
+
+class RequestRecord:
+    """What the canonical log line reports; filled in by the handler and the stream as they go."""
+
+    __slots__ = (
+        "completion_tokens",
+        "error",
+        "method",
+        "model",
+        "outcome",
+        "path",
+        "prompt_tokens",
+        "provider",
+        "request_id",
+        "session_id",
+        "started",
+        "status",
+        "tokens_relayed",
+        "ttft_ms",
+    )
+
+    def __init__(self, request_id: str, method: str, path: str) -> None:
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.started = time.perf_counter()
+        self.status: int | None = None
+        self.session_id: str | None = None
+        self.model: str | None = None
+        self.provider: str | None = None
+        self.ttft_ms: float | None = None
+        self.tokens_relayed = 0
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.outcome: str | None = None
+        self.error: str | None = None
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the request arrived."""
+        return round((time.perf_counter() - self.started) * 1000, 2)
+
+    def as_log_fields(self) -> dict[str, Any]:
+        """The non-empty fields, in a stable order."""
+        fields: dict[str, Any] = {
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "duration_ms": self.elapsed_ms(),
+        }
+        for name in (
+            "session_id",
+            "provider",
+            "model",
+            "ttft_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "outcome",
+            "error",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                fields[name] = value
+        if self.outcome is not None:
+            fields["tokens_relayed"] = self.tokens_relayed
+        return fields
+
+
+def get_record(scope: Scope) -> RequestRecord:
+    """The record of the current request (set by the middleware)."""
+    record: RequestRecord = scope["aura.record"]  # type: ignore[typeddict-item]
+    return record
+
+
+def _request_id_from(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _VALID_REQUEST_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Assigns the request id, returns it as `X-Request-Id`, and logs the canonical line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id_from(scope)
+        record = RequestRecord(request_id, scope["method"], scope["path"])
+        scope["aura.record"] = record  # type: ignore[typeddict-unknown-key]
+        scope["aura.request_id"] = request_id  # type: ignore[typeddict-unknown-key]
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            self._log(record)
+
+    @staticmethod
+    def _log(record: RequestRecord) -> None:
+        fields = record.as_log_fields()
+        status = record.status or 500
+        if status >= 500 or (record.outcome or "").startswith("error"):
+            _log.error("request", **fields)
+        elif status >= 400:
+            _log.warning("request", **fields)
+        elif record.path in _QUIET_PATHS:
+            _log.debug("request", **fields)
+        else:
+            _log.info("request", **fields)

@@ -1,0 +1,103 @@
+"""Turns the domain's event stream into SSE bytes: keep-alives, tokens, `done`, or `error`.
+
+This is the hot path. Per token it does one type check, one encode and one yield; everything
+else (keep-alive timing, logging, usage) happens once per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+
+from aura_agent.domain.errors import AuraError, ChatModelError, ProviderStreamError
+from aura_agent.domain.models import ChatEvent, StreamEnd, TextDelta, Usage
+from aura_agent.http.request_context import RequestRecord
+from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error
+
+_log = structlog.get_logger("aura_agent.stream")
+_INTERNAL_ERROR = "the reply failed because of an internal error"
+
+
+async def _first_event(
+    events: AsyncIterator[ChatEvent], keepalive_seconds: float
+) -> AsyncIterator[ChatEvent | None]:
+    """Wait for the first event, yielding None every `keepalive_seconds` while it is pending.
+
+    The wait runs in a task so a timer can fire; if the client leaves meanwhile the task is
+    cancelled, which closes the upstream request.
+    """
+    pending = asyncio.ensure_future(anext(events))
+    try:
+        while True:
+            done, _ = await asyncio.wait((pending,), timeout=keepalive_seconds)
+            if done:
+                break
+            yield None
+    finally:
+        if not pending.done():
+            pending.cancel()
+    with contextlib.suppress(StopAsyncIteration):
+        yield pending.result()
+
+
+def _record_error(record: RequestRecord, exc: AuraError) -> None:
+    kind = type(exc).__name__
+    record.outcome = f"error:{kind}"
+    record.error = str(exc)
+    if isinstance(exc, ChatModelError) and exc.status is not None:
+        record.error = f"{exc} (upstream status {exc.status})"
+
+
+def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
+    """SSE bytes for one event, or None when the event is not sent (usage, empty text)."""
+    if type(event) is TextDelta:
+        if not event.text:
+            return None
+        if record.ttft_ms is None:
+            record.ttft_ms = record.elapsed_ms()
+        record.tokens_relayed += 1
+        return encode_data(event.text)
+    if type(event) is Usage:
+        record.prompt_tokens = event.prompt_tokens
+        record.completion_tokens = event.completion_tokens
+        return None
+    if type(event) is StreamEnd:
+        record.outcome = "completed"
+        return DONE
+    return None
+
+
+async def sse_body(
+    events: AsyncIterator[ChatEvent], *, keepalive_seconds: float, record: RequestRecord
+) -> AsyncIterator[bytes]:
+    """Encode `events` as the downstream SSE stream, ending with `done` or `error`."""
+    try:
+        async with contextlib.aclosing(events):
+            first: ChatEvent | None = None
+            async for first in _first_event(events, keepalive_seconds):
+                if first is None:
+                    yield KEEPALIVE
+            if first is None:
+                raise ProviderStreamError(
+                    "the model returned nothing", provider=record.provider or "unknown"
+                )
+            chunk = _encode_event(first, record)
+            if chunk is not None:
+                yield chunk
+            async for event in events:
+                chunk = _encode_event(event, record)
+                if chunk is not None:
+                    yield chunk
+    except AuraError as exc:
+        _record_error(record, exc)
+        yield encode_error(str(exc))
+    except asyncio.CancelledError:
+        record.outcome = "client_disconnected"
+        raise
+    except Exception:
+        record.outcome = "error:internal"
+        _log.exception("stream_failed", request_id=record.request_id)
+        yield encode_error(_INTERNAL_ERROR)
