@@ -15,13 +15,13 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"aura-agent: configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"aura-agent: configuration error: {exc}", file=sys.stderr)
         return 2
     settings, generated = with_development_key(settings)
     if generated and settings.internal_api_key:
         # Workers build their own app from the environment: hand them all the same key.
         os.environ["INTERNAL_API_KEY"] = settings.internal_api_key
-        print(development_key_banner(settings), flush=True)  # noqa: T201
+        print(development_key_banner(settings), flush=True)
     import uvicorn
 
     uvicorn.run(

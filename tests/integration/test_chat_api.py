@@ -8,10 +8,10 @@ import pytest
 import structlog
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-
-from aura_agent.domain.errors import ProviderRateLimited
 from tests.conftest import AppFactory
 from tests.support import API_KEY, AUTH, ScriptedModel, parse_sse, terminal_event, tokens_of
+
+from aura_agent.domain.errors import ProviderRateLimited
 
 
 @pytest.fixture
@@ -46,7 +46,8 @@ async def test_ready_names_the_failing_dependency(build_app: AppFactory) -> None
         response = await test_client.get("/ready")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert checks["model"].startswith("failed") and "provider down" in checks["model"]
+    assert checks["model"].startswith("failed")
+    assert "provider down" in checks["model"]
     assert checks["session_store"] == "ok"
 
 
@@ -90,9 +91,7 @@ async def test_multiline_and_unicode_tokens_survive(build_app: AppFactory) -> No
     tokens = ["line one\nline two", "\r\n", "naïve ☕ 漢字 🚀", "tab\there", "\n\n"]
     async with AsyncTestClient(app=build_app(chat_model=ScriptedModel(tokens))) as api:
         response = await api.post("/chat", json={"message": "x"}, headers=AUTH)
-    assert tokens_of(parse_sse(response.content)) == [
-        t.replace("\r\n", "\n") for t in tokens
-    ]
+    assert tokens_of(parse_sse(response.content)) == [t.replace("\r\n", "\n") for t in tokens]
 
 
 async def test_empty_tokens_are_not_sent(build_app: AppFactory) -> None:
@@ -103,7 +102,8 @@ async def test_empty_tokens_are_not_sent(build_app: AppFactory) -> None:
 
 async def test_failure_after_first_token_ends_with_an_error_event(build_app: AppFactory) -> None:
     model = ScriptedModel(
-        ["partial"], fail_with=ProviderRateLimited("rate limited; retry after 3 s", provider="x"),
+        ["partial"],
+        fail_with=ProviderRateLimited("rate limited; retry after 3 s", provider="x"),
         fail_after=1,
     )
     async with AsyncTestClient(app=build_app(chat_model=model)) as api:
@@ -127,7 +127,8 @@ async def test_missing_or_wrong_key_is_401(
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["status"] == 401 and "x-api-key" in body["detail"]
+    assert body["status"] == 401
+    assert "x-api-key" in body["detail"]
     assert not model.calls
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.support import ScriptedModel
 
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService
@@ -20,7 +21,6 @@ from aura_agent.domain.models import (
     StreamEnd,
     TextDelta,
 )
-from tests.support import ScriptedModel
 
 
 class FailingAppendStore(MemorySessionStore):
@@ -68,8 +68,9 @@ async def test_second_turn_sends_the_first_exactly_once() -> None:
 
 async def test_a_failed_stream_saves_nothing() -> None:
     store = MemorySessionStore(max_sessions=10, max_messages=50, ttl_seconds=60)
-    model = ScriptedModel(["a", "b"], fail_with=ProviderRateLimited("slow down", provider="x"),
-                          fail_after=1)
+    model = ScriptedModel(
+        ["a", "b"], fail_with=ProviderRateLimited("slow down", provider="x"), fail_after=1
+    )
     service = _service(model, store)
     with pytest.raises(ProviderRateLimited):
         await _run(service, "s", "hello")
@@ -89,9 +90,13 @@ async def test_a_failed_save_is_reported_before_the_end_event() -> None:
     service = _service(ScriptedModel(["ok"]), store)
     turn = await service.prepare("s", "hello", GenerationOptions())
     seen: list[ChatEvent] = []
-    with pytest.raises(TurnNotSavedError, match="not saved"):
+
+    async def consume() -> None:
         async for event in service.stream_reply(turn):
             seen.append(event)
+
+    with pytest.raises(TurnNotSavedError, match="not saved"):
+        await consume()
     assert seen == [TextDelta("ok")]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support import parse_sse, tokens_of
 
 from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error, encode_event
-from tests.support import parse_sse, tokens_of
 
 
 def _sse_normalised(text: str) -> str:
@@ -38,9 +38,7 @@ def test_done_and_error_events_are_named() -> None:
 
 def test_keepalive_is_a_comment_that_parsers_skip() -> None:
     assert KEEPALIVE.startswith(b":")
-    assert parse_sse(KEEPALIVE + encode_data("after")) and tokens_of(
-        parse_sse(KEEPALIVE + encode_data("after"))
-    ) == ["after"]
+    assert tokens_of(parse_sse(KEEPALIVE + encode_data("after"))) == ["after"]
 
 
 def test_named_event_encoding() -> None:

@@ -1,1 +1,4 @@
-"""Adapters: the ports implemented with real technology (vendors, stores). Vendor types stay here."""
+"""Adapters: the ports implemented with real technology (vendors, stores).
+
+Vendor types stay in here.
+"""

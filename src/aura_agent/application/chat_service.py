@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import msgspec
 
@@ -53,9 +53,7 @@ class ChatService:
         """The chat model this service talks to."""
         return self._model
 
-    async def prepare(
-        self, session_id: str, text: str, options: GenerationOptions
-    ) -> PreparedTurn:
+    async def prepare(self, session_id: str, text: str, options: GenerationOptions) -> PreparedTurn:
         """Load the session and build the prompt for the new message."""
         history = await self._store.load(session_id)
         user_message = Message(role=Role.USER, content=text)
@@ -69,7 +67,7 @@ class ChatService:
             session_id=session_id, user_message=user_message, prompt=prompt, options=options
         )
 
-    async def stream_reply(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
+    async def stream_reply(self, turn: PreparedTurn) -> AsyncGenerator[ChatEvent, None]:
         """Yield the model's events; save the turn before yielding the final `StreamEnd`.
 
         Holding back `StreamEnd` until the turn is stored means a client that saw "done" can rely

@@ -34,7 +34,11 @@ def trim_history(history: Sequence[Message], budget_tokens: int) -> list[Message
 
 
 def build_prompt(
-    history: Sequence[Message], user_message: Message, *, system_prompt: str | None, budget_tokens: int
+    history: Sequence[Message],
+    user_message: Message,
+    *,
+    system_prompt: str | None,
+    budget_tokens: int,
 ) -> list[Message]:
     """System prompt + trimmed history + the new user message, which appears exactly once."""
     prompt: list[Message] = []

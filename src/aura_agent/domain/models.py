@@ -48,7 +48,7 @@ class StreamEnd(msgspec.Struct, frozen=True, kw_only=True, tag="end"):
 
 
 ChatEvent = TextDelta | Usage | StreamEnd
-"""Everything a `ChatModel` stream may yield; a well-formed stream ends with exactly one `StreamEnd`."""
+"""Everything a `ChatModel` stream may yield; a well-formed stream ends with one `StreamEnd`."""
 
 
 class GenerationOptions(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from aura_agent.domain.errors import ChatModelError, StoreUnavailable
+from aura_agent.http.request_context import request_id_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = structlog.get_logger("aura_agent.http")
@@ -68,7 +69,7 @@ def problem_response(
             status=status,
             detail=detail,
             field=field,
-            request_id=request.scope.get("aura.request_id"),  # type: ignore[typeddict-item]
+            request_id=request_id_of(request.scope),
         ),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,

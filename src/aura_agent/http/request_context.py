@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -93,6 +94,12 @@ def get_record(scope: Scope) -> RequestRecord:
     return record
 
 
+def request_id_of(scope: Scope) -> str | None:
+    """The id the middleware gave the current request, if it ran."""
+    request_id = scope.get("aura.request_id")
+    return request_id if isinstance(request_id, str) else None
+
+
 def _request_id_from(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -110,7 +117,7 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         request_id = _request_id_from(scope)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import structlog
 
@@ -71,7 +71,7 @@ def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
 
 
 async def sse_body(
-    events: AsyncIterator[ChatEvent], *, keepalive_seconds: float, record: RequestRecord
+    events: AsyncGenerator[ChatEvent, None], *, keepalive_seconds: float, record: RequestRecord
 ) -> AsyncIterator[bytes]:
     """Encode `events` as the downstream SSE stream, ending with `done` or `error`."""
     try:
