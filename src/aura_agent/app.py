@@ -18,6 +18,7 @@ from aura_agent.http.container_plugin import ContainerPlugin
 from aura_agent.http.controllers import ChatController, HealthController
 from aura_agent.http.problems import EXCEPTION_HANDLERS
 from aura_agent.http.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
+from aura_agent.http.sessions_controller import SessionsController
 from aura_agent.logging import configure_logging
 
 _log = structlog.get_logger("aura_agent.startup")
@@ -60,14 +61,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         secrets=(settings.internal_api_key, settings.openrouter_api_key),
     )
     if generated:
-        print(development_key_banner(settings), flush=True)  # noqa: T201
+        print(development_key_banner(settings), flush=True)
     if container is None:
         container = Container(settings=settings)
     else:
         container.settings.override(settings)
     authenticated = Router(
         path="/",
-        route_handlers=[ChatController],
+        route_handlers=[ChatController, SessionsController],
         guards=[ApiKeyGuard(settings.internal_api_key or "")],
     )
     return Litestar(

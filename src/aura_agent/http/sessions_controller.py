@@ -1,0 +1,72 @@
+"""HTTP routes to read and forget a conversation: `GET` / `DELETE /sessions/{session_id}`.
+
+They let a frontend restore a chat after a reload (on any instance, when sessions live in Redis)
+and let a user erase their history. Both sit behind the API key guard like `/chat`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+from litestar import Controller, delete, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from aura_agent.domain.ports import SessionStore
+from aura_agent.http.dto import SESSION_ID_PATTERN
+from aura_agent.http.problems import RequestProblem
+
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_NOT_FOUND = "no conversation is stored for this session_id (it may have expired or been deleted)"
+
+
+class SessionMessage(msgspec.Struct, kw_only=True, frozen=True):
+    """One stored message, as the Chat Completions wire names it."""
+
+    role: str
+    content: str
+
+
+class SessionHistory(msgspec.Struct, kw_only=True, frozen=True):
+    """Body of `GET /sessions/{session_id}`: the stored history, oldest first."""
+
+    session_id: str
+    messages: list[SessionMessage]
+
+
+def _checked(session_id: str) -> str:
+    """The same rule as `POST /chat`, so an id is accepted here exactly when it could exist."""
+    if _SESSION_ID.fullmatch(session_id) is None:
+        raise RequestProblem(
+            "invalid session_id: must be 1 to 128 characters of A-Z, a-z, 0-9, '_' or '-'",
+            field="session_id",
+        )
+    return session_id
+
+
+class SessionsController(Controller):
+    """Read or forget one conversation; store outages become 503 via the problem handlers."""
+
+    path = "/sessions"
+
+    @get("/{session_id:str}", summary="Read a conversation's stored history")
+    async def read(
+        self, session_id: FromPath[str], session_store: NamedDependency[SessionStore]
+    ) -> SessionHistory:
+        """404 for an unknown session: stores keep no empty histories, so empty means unknown."""
+        history = await session_store.load(_checked(session_id))
+        if not history:
+            raise RequestProblem(_NOT_FOUND, status_code=404, field="session_id")
+        return SessionHistory(
+            session_id=session_id,
+            messages=[SessionMessage(role=m.role.value, content=m.content) for m in history],
+        )
+
+    @delete("/{session_id:str}", status_code=204, summary="Forget a conversation")
+    async def forget(
+        self, session_id: FromPath[str], session_store: NamedDependency[SessionStore]
+    ) -> None:
+        """204 once gone; 404 when there was nothing to delete, so typos are not silent."""
+        if not await session_store.delete(_checked(session_id)):
+            raise RequestProblem(_NOT_FOUND, status_code=404, field="session_id")
