@@ -14,6 +14,17 @@ from typing import Annotated, Literal, get_args, get_origin
 
 import msgspec
 
+from aura_agent.model_routes import (
+    DEFAULT_BASE_URLS,
+    DEFAULT_MODELS,
+    Provider,
+    RouteError,
+    RouteTable,
+    endpoint_url,
+    load_models_file,
+    simple_routes,
+)
+
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -33,8 +44,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["auto", "console", "json"] = "auto"
 
-    # Which adapters serve requests. `auto` picks OpenRouter when a key is set, else the demo.
-    llm_provider: Literal["auto", "openrouter", "demo"] = "auto"
+    # Which adapters serve requests. `auto` picks the first provider with a key, else the demo.
+    llm_provider: Literal["auto", "openrouter", "openai", "anthropic", "demo"] = "auto"
     session_store: Literal["memory", "redis"] = "memory"
 
     # Authentication of callers (the seed's single key).
@@ -46,8 +57,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     openrouter_referer: str | None = None
     openrouter_title: str | None = None
 
-    # The model and its defaults.
-    model_name: str = "deepseek/deepseek-chat"
+    # Other providers (simple configuration).
+    openai_api_key: str | None = None
+    openai_base_url: str = DEFAULT_BASE_URLS["openai"]
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str = DEFAULT_BASE_URLS["anthropic"]
+
+    # Full configuration: named routes with fallbacks, from a TOML or JSON file.
+    models_file: str | None = None
+    route_max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1
+    retry_backoff_ms: Annotated[int, msgspec.Meta(ge=0)] = 250
+    retry_budget_seconds: PositiveFloat = 20.0
+
+    # The model and its defaults. MODEL_NAME defaults to a sensible model of the provider.
+    model_name: str | None = None
     model_temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.2
     model_max_tokens: PositiveInt = 2000
     allowed_models: tuple[str, ...] = ()
@@ -81,26 +104,48 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
 
     cors_origins: tuple[str, ...] = ("http://localhost:5173",)
 
+    # Resolved by `load_settings` from the settings above (never read from the environment).
+    model_routes: RouteTable | None = None
+
     @property
     def is_production(self) -> bool:
         """Production forbids the conveniences of development (generated keys, demo fallback)."""
         return self.aura_env == "production"
 
     @property
-    def resolved_provider(self) -> Literal["openrouter", "demo"]:
-        """The provider actually used once `auto` is decided."""
-        if self.llm_provider == "auto":
-            return "openrouter" if self.openrouter_api_key else "demo"
-        return self.llm_provider
+    def resolved_provider(self) -> Provider:
+        """The provider of the simple configuration once `auto` is decided."""
+        if self.llm_provider != "auto":
+            return self.llm_provider
+        if self.openrouter_api_key:
+            return "openrouter"
+        if self.openai_api_key:
+            return "openai"
+        if self.anthropic_api_key:
+            return "anthropic"
+        return "demo"
+
+    @property
+    def default_model_name(self) -> str:
+        """MODEL_NAME, or the provider's usual model when it is not set."""
+        return self.model_name or DEFAULT_MODELS[self.resolved_provider]
+
+    @property
+    def routes(self) -> RouteTable:
+        """The model routes; `load_settings` always resolves them."""
+        if self.model_routes is None:
+            raise ConfigError("model routes were not resolved; build Settings with load_settings")
+        return self.model_routes
 
     @property
     def model_allow_list(self) -> tuple[str, ...]:
-        """Models a request may name; by default only the configured model."""
-        return self.allowed_models or (self.model_name,)
+        """Model names a request may use: the configured routes."""
+        return self.routes.names
 
 
 _LIST_FIELDS = {"ALLOWED_MODELS", "CORS_ORIGINS"}
-_FIELD_NAMES = {field.encode_name for field in msgspec.structs.fields(Settings)}
+_DERIVED_FIELDS = {"MODEL_ROUTES"}
+_FIELD_NAMES = {field.encode_name for field in msgspec.structs.fields(Settings)} - _DERIVED_FIELDS
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
@@ -169,29 +214,69 @@ def load_settings(
     except msgspec.ValidationError as exc:
         raise ConfigError(_problem_from(exc)) from None
     validate(settings)
-    return settings
+    try:
+        routes = _routes_for(settings, merged)
+    except RouteError as exc:
+        raise ConfigError(str(exc)) from None
+    return msgspec.structs.replace(settings, model_routes=routes)
+
+
+def _routes_for(settings: Settings, environ: Mapping[str, str]) -> RouteTable:
+    if settings.models_file:
+        return load_models_file(settings.models_file, environ)
+    provider = settings.resolved_provider
+    urls = {
+        "openrouter": settings.openrouter_api_url,
+        "openai": endpoint_url("openai", settings.openai_base_url),
+        "anthropic": endpoint_url("anthropic", settings.anthropic_base_url),
+        "demo": "",
+    }
+    keys = {
+        "openrouter": settings.openrouter_api_key,
+        "openai": settings.openai_api_key,
+        "anthropic": settings.anthropic_api_key,
+        "demo": None,
+    }
+    return simple_routes(
+        provider=provider,
+        model_name=settings.default_model_name,
+        allowed_models=settings.allowed_models,
+        url=urls[provider],
+        api_key=keys[provider],
+    )
+
+
+_KEY_OF_PROVIDER = {
+    "openrouter": "OPENROUTER_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
 
 
 def validate(settings: Settings) -> None:
     """Check the rules that span several settings; raise `ConfigError` naming the variable."""
+    provider = settings.resolved_provider
     if settings.is_production:
         if not settings.internal_api_key:
             raise ConfigError("INTERNAL_API_KEY is required when AURA_ENV=production")
-        if settings.resolved_provider == "demo":
+        if provider == "demo" and not settings.models_file:
             raise ConfigError(
                 "OPENROUTER_API_KEY is required when AURA_ENV=production "
                 "(the offline demo model is for development only)"
             )
-    if settings.resolved_provider == "openrouter" and not settings.openrouter_api_key:
-        raise ConfigError("OPENROUTER_API_KEY is required when LLM_PROVIDER=openrouter")
-    if not settings.openrouter_api_url.startswith(("https://", "http://")):
-        raise ConfigError("invalid OPENROUTER_API_URL: expected an http:// or https:// URL")
+    if not settings.models_file and provider in ("openrouter", "anthropic"):
+        key_variable = _KEY_OF_PROVIDER[provider]
+        if not getattr(settings, key_variable.lower()):
+            raise ConfigError(f"{key_variable} is required when LLM_PROVIDER={provider}")
+    for name in ("OPENROUTER_API_URL", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        if not getattr(settings, name.lower()).startswith(("https://", "http://")):
+            raise ConfigError(f"invalid {name}: expected an http:// or https:// URL")
     if settings.model_max_tokens > settings.max_tokens_limit:
         raise ConfigError(
             f"invalid MODEL_MAX_TOKENS: {settings.model_max_tokens} is above "
             f"MAX_TOKENS_LIMIT ({settings.max_tokens_limit})"
         )
-    if settings.model_name not in settings.model_allow_list:
+    if settings.allowed_models and settings.default_model_name not in settings.allowed_models:
         raise ConfigError(
-            f"invalid ALLOWED_MODELS: it must include MODEL_NAME ({settings.model_name})"
+            f"invalid ALLOWED_MODELS: it must include MODEL_NAME ({settings.default_model_name})"
         )

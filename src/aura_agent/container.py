@@ -16,7 +16,10 @@ from dependency_injector import containers, providers
 from aura_agent.adapters.llm.demo import DemoChatModel
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService
+from aura_agent.application.routing import ModelRoute, ModelRouter, RetryPolicy
 from aura_agent.config import Settings
+from aura_agent.domain.ports import ChatModel
+from aura_agent.model_routes import Route
 
 # Connections kept per provider host; SSE streams each hold one for their whole duration.
 _MAX_UPSTREAM_CONNECTIONS = 1000
@@ -66,21 +69,68 @@ async def _redis_store(settings: Settings) -> AsyncIterator[Any]:
         await close_redis_client(client)
 
 
-def _openrouter_model(settings: Settings, client: httpx.AsyncClient) -> Any:
-    """The OpenRouter adapter, configured from the seed's variables."""
-    from aura_agent.adapters.llm.openrouter import OpenRouterChatModel
+def build_chat_model(route: Route, settings: Settings, client: httpx.AsyncClient) -> ChatModel:
+    """The adapter serving one route; the only place that maps provider names to classes."""
+    if route.provider == "demo":
+        return DemoChatModel(token_delay_seconds=settings.demo_token_delay_ms / 1000)
+    if route.provider == "openrouter":
+        from aura_agent.adapters.llm.openrouter import OpenRouterChatModel
 
-    return OpenRouterChatModel(
+        return OpenRouterChatModel(
+            client=client,
+            api_key=route.api_key or "",
+            url=route.url,
+            default_model=route.model,
+            default_temperature=settings.model_temperature,
+            default_max_tokens=settings.model_max_tokens,
+            first_token_timeout=settings.upstream_first_token_timeout,
+            referer=settings.openrouter_referer,
+            title=settings.openrouter_title,
+        )
+    if route.provider == "openai":
+        from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
+
+        return OpenAICompatibleChatModel(
+            client=client,
+            api_key=route.api_key,
+            url=route.url,
+            default_model=route.model,
+            default_temperature=settings.model_temperature,
+            default_max_tokens=settings.model_max_tokens,
+            first_token_timeout=settings.upstream_first_token_timeout,
+        )
+    from aura_agent.adapters.llm.anthropic import AnthropicChatModel
+
+    return AnthropicChatModel(
         client=client,
-        api_key=settings.openrouter_api_key or "",
-        url=settings.openrouter_api_url,
-        default_model=settings.model_name,
+        api_key=route.api_key or "",
+        url=route.url,
+        default_model=route.model,
         default_temperature=settings.model_temperature,
         default_max_tokens=settings.model_max_tokens,
         first_token_timeout=settings.upstream_first_token_timeout,
-        referer=settings.openrouter_referer,
-        title=settings.openrouter_title,
     )
+
+
+def _model_router(settings: Settings, client: httpx.AsyncClient) -> ModelRouter:
+    """Every configured route behind one `ChatModel`, with retries and fallbacks."""
+    table = settings.routes
+    routes = [
+        ModelRoute(
+            name=route.name,
+            model=build_chat_model(route, settings, client),
+            fallbacks=route.fallbacks,
+            max_retries=settings.route_max_retries
+            if route.max_retries is None
+            else route.max_retries,
+        )
+        for route in table.routes
+    ]
+    policy = RetryPolicy(
+        backoff_base_seconds=settings.retry_backoff_ms / 1000,
+        budget_seconds=settings.retry_budget_seconds,
+    )
+    return ModelRouter(routes, default=table.default, policy=policy)
 
 
 class Container(containers.DeclarativeContainer):
@@ -90,16 +140,7 @@ class Container(containers.DeclarativeContainer):
 
     http_client = providers.Resource(_http_client, settings=settings)
 
-    openrouter_model = providers.Singleton(_openrouter_model, settings=settings, client=http_client)
-    demo_model = providers.Singleton(
-        lambda settings: DemoChatModel(token_delay_seconds=settings.demo_token_delay_ms / 1000),
-        settings=settings,
-    )
-    chat_model = providers.Selector(
-        providers.Callable(lambda settings: settings.resolved_provider, settings),
-        openrouter=openrouter_model,
-        demo=demo_model,
-    )
+    chat_model = providers.Singleton(_model_router, settings=settings, client=http_client)
 
     memory_store = providers.Singleton(
         lambda settings: MemorySessionStore(

@@ -88,7 +88,9 @@ async def test_first_token_timeout_ends_the_stream_with_an_error(
     build_app: AppFactory, fake: FakeOpenRouter
 ) -> None:
     fake.enqueue(Script(stall=True))
-    app = _app(build_app, fake, upstream_first_token_timeout=0.5, keepalive_seconds=0.2)
+    app = _app(
+        build_app, fake, upstream_first_token_timeout=0.5, keepalive_seconds=0.2, route_max_retries=0
+    )
     async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as http:
         response = await http.post("/chat", json={"message": "hi"}, headers=AUTH)
         await fake.wait_closed(0, timeout=5)

@@ -14,7 +14,7 @@ def test_no_environment_gives_a_runnable_development_setup() -> None:
     assert settings.resolved_provider == "demo"
     assert settings.session_store == "memory"
     assert settings.internal_api_key is None
-    assert settings.model_name == "deepseek/deepseek-chat"
+    assert settings.default_model_name == "aura/offline-demo"
     assert settings.model_temperature == 0.2
     assert settings.model_max_tokens == 2000
 
@@ -22,6 +22,7 @@ def test_no_environment_gives_a_runnable_development_setup() -> None:
 def test_an_openrouter_key_selects_openrouter() -> None:
     settings = load_settings({"OPENROUTER_API_KEY": "sk-or-1"}, env_file=None)
     assert settings.resolved_provider == "openrouter"
+    assert settings.default_model_name == "deepseek/deepseek-chat"
 
 
 def test_seed_variables_are_read_with_types() -> None:
@@ -50,7 +51,7 @@ def test_seed_variables_are_read_with_types() -> None:
         ({"MODEL_TEMPERATURE": "3"}, "MODEL_TEMPERATURE"),
         ({"MODEL_TEMPERATURE": "warm"}, "MODEL_TEMPERATURE"),
         ({"PORT": "eighty"}, "PORT"),
-        ({"LLM_PROVIDER": "skynet"}, "accepts: auto, openrouter, demo"),
+        ({"LLM_PROVIDER": "skynet"}, "accepts: auto, openrouter, openai, anthropic, demo"),
         ({"SESSION_STORE": "disk"}, "SESSION_STORE"),
         ({"AURA_ENV": "production", "OPENROUTER_API_KEY": "k"}, "INTERNAL_API_KEY"),
         ({"AURA_ENV": "production", "INTERNAL_API_KEY": "k"}, "OPENROUTER_API_KEY"),
@@ -91,7 +92,7 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 def test_empty_values_mean_unset() -> None:
     settings = load_settings({"OPENROUTER_API_KEY": "", "MODEL_NAME": " "}, env_file=None)
     assert settings.openrouter_api_key is None
-    assert settings.model_name == "deepseek/deepseek-chat"
+    assert settings.model_name is None
 
 
 def test_parse_dotenv_keeps_hashes_inside_quotes() -> None:

@@ -11,6 +11,7 @@
      |    +-- ProviderTimeout          connect, first-token or idle timeout (or 408 from upstream)
      |    +-- ProviderUnavailable      cannot connect, or 5xx
      |    +-- ProviderStreamError      a broken stream: malformed chunk, in-band error, cut short
+     |    +-- AllRoutesFailed          every route of a request failed before its first token
      +-- SessionStoreError         the session store failed
      |    +-- StoreUnavailable         the store cannot be reached right now
      +-- TurnNotSavedError         the reply streamed but could not be remembered
@@ -90,6 +91,14 @@ class ProviderUnavailable(ChatModelError):
 
 class ProviderStreamError(ChatModelError):
     """The provider's stream broke: malformed data, an in-band error, or no proper end."""
+
+
+class AllRoutesFailed(ChatModelError):
+    """Every route (primary, retries and fallbacks) failed before producing a token."""
+
+    def __init__(self, message: str, *, provider: str, last_error: ChatModelError) -> None:
+        super().__init__(message, provider=provider, status=last_error.status)
+        self.last_error = last_error
 
 
 class SessionStoreError(AuraError):

@@ -47,7 +47,19 @@ class StreamEnd(msgspec.Struct, frozen=True, kw_only=True, tag="end"):
     finish_reason: str = "stop"
 
 
-ChatEvent = TextDelta | Usage | StreamEnd
+class RouteServed(msgspec.Struct, frozen=True, kw_only=True, tag="route"):
+    """Which configured route is answering and after how many attempts (for logs, not clients).
+
+    Emitted by the routing layer right before the first text of a reply.
+    """
+
+    route: str
+    provider: str
+    model: str
+    attempts: int
+
+
+ChatEvent = TextDelta | Usage | StreamEnd | RouteServed
 """Everything a `ChatModel` stream may yield; a well-formed stream ends with one `StreamEnd`."""
 
 

@@ -72,16 +72,19 @@ class ContainerPlugin(InitPluginProtocol):
         """Create the selected adapters up front, so a broken configuration fails at startup."""
         container = self.container
         settings: Settings = container.settings()
-        model: ChatModel = await _resolve(container.chat_model())
+        await _resolve(container.chat_model())
         await _resolve(container.session_store())
+        routes = settings.routes
+        default = routes.get(routes.default)
         _log.info(
             "aura_agent_started",
-            provider=model.provider,
-            model=settings.model_name if model.provider != "demo" else model.default_model,
+            provider=default.provider,
+            model=default.model,
+            routes=list(routes.names),
             session_store=settings.session_store,
             environment=settings.aura_env,
         )
-        if model.provider == "demo":
+        if default.provider == "demo":
             _log.warning(
                 "demo_model_active",
                 detail="LLM_PROVIDER resolved to the offline demo model: replies are canned. "

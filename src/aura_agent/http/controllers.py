@@ -32,11 +32,10 @@ class HealthController(Controller):
     """Unauthenticated probes for load balancers and orchestrators."""
 
     @get("/health", summary="Liveness: the process is up")
-    async def health(
-        self, settings: NamedDependency[Settings], chat_model: NamedDependency[ChatModel]
-    ) -> HealthResponse:
+    async def health(self, settings: NamedDependency[Settings]) -> HealthResponse:
         """Cheap and dependency-free, so a slow provider never makes the process look dead."""
-        model = settings.model_name if chat_model.provider != "demo" else chat_model.default_model
+        routes = settings.routes
+        model = routes.get(routes.default).model
         return HealthResponse(status="healthy", model=model, version=__version__)
 
     @get("/ready", summary="Readiness: every dependency answers")
@@ -94,7 +93,7 @@ class ChatController(Controller):
         record = get_record(request.scope)
         record.session_id = session_id
         record.provider = chat_service.model.provider
-        record.model = options.model or chat_service.model.default_model
+        record.route = options.model or chat_service.model.default_model
         turn = await chat_service.prepare(session_id, chat_request.message, options)
         body = sse_body(
             chat_service.stream_reply(turn),

@@ -25,6 +25,7 @@ class RequestRecord:
     """What the canonical log line reports; filled in by the handler and the stream as they go."""
 
     __slots__ = (
+        "attempts",
         "completion_tokens",
         "error",
         "method",
@@ -34,6 +35,7 @@ class RequestRecord:
         "prompt_tokens",
         "provider",
         "request_id",
+        "route",
         "session_id",
         "started",
         "status",
@@ -50,6 +52,8 @@ class RequestRecord:
         self.session_id: str | None = None
         self.model: str | None = None
         self.provider: str | None = None
+        self.route: str | None = None
+        self.attempts: int | None = None
         self.ttft_ms: float | None = None
         self.tokens_relayed = 0
         self.prompt_tokens: int | None = None
@@ -72,8 +76,10 @@ class RequestRecord:
         }
         for name in (
             "session_id",
+            "route",
             "provider",
             "model",
+            "attempts",
             "ttft_ms",
             "prompt_tokens",
             "completion_tokens",

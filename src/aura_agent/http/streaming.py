@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import structlog
 
 from aura_agent.domain.errors import AuraError, ChatModelError, ProviderStreamError
-from aura_agent.domain.models import ChatEvent, StreamEnd, TextDelta, Usage
+from aura_agent.domain.models import ChatEvent, RouteServed, StreamEnd, TextDelta, Usage
 from aura_agent.http.request_context import RequestRecord
 from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error
 
@@ -67,6 +67,11 @@ def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
     if type(event) is StreamEnd:
         record.outcome = "completed"
         return DONE
+    if type(event) is RouteServed:
+        record.route = event.route
+        record.provider = event.provider
+        record.model = event.model
+        record.attempts = event.attempts
     return None
 
 
