@@ -8,10 +8,10 @@ import pytest
 import structlog
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from tests.conftest import AppFactory
-from tests.support import API_KEY, AUTH, ScriptedModel, parse_sse, terminal_event, tokens_of
 
 from aura_agent.domain.errors import ProviderRateLimited
+from tests.conftest import AppFactory
+from tests.support import API_KEY, AUTH, ScriptedModel, parse_sse, terminal_event, tokens_of
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from litestar import Litestar
-from tests.conftest import AppFactory
-from tests.support import AUTH, OPENROUTER_KEY, parse_sse, serve_app, terminal_event, tokens_of
 
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, Script
+from tests.conftest import AppFactory
+from tests.support import AUTH, OPENROUTER_KEY, parse_sse, serve_app, terminal_event, tokens_of
 
 
 @pytest.fixture
@@ -89,7 +89,11 @@ async def test_first_token_timeout_ends_the_stream_with_an_error(
 ) -> None:
     fake.enqueue(Script(stall=True))
     app = _app(
-        build_app, fake, upstream_first_token_timeout=0.5, keepalive_seconds=0.2, route_max_retries=0
+        build_app,
+        fake,
+        upstream_first_token_timeout=0.5,
+        keepalive_seconds=0.2,
+        route_max_retries=0,
     )
     async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as http:
         response = await http.post("/chat", json={"message": "hi"}, headers=AUTH)

@@ -10,13 +10,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests.redis_helpers import (
-    LocalRedisCluster,
-    command,
-    redis_cli_binary,
-    redis_server_binary,
-)
-from tests.session_store_contract import SessionStoreContract, turn
 
 from aura_agent.adapters.session_store.redis import (
     RedisSessionStore,
@@ -24,6 +17,13 @@ from aura_agent.adapters.session_store.redis import (
     create_redis_client,
 )
 from aura_agent.domain.errors import StoreUnavailable
+from tests.redis_helpers import (
+    LocalRedisCluster,
+    command,
+    redis_cli_binary,
+    redis_server_binary,
+)
+from tests.session_store_contract import SessionStoreContract, turn
 
 pytestmark = pytest.mark.skipif(
     redis_server_binary() is None or redis_cli_binary() is None,

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
-from tests.conftest import AppFactory
-from tests.redis_helpers import LocalRedisServer, redis_server_binary
-from tests.support import AUTH, ScriptedModel, parse_sse, serve_app, terminal_event, tokens_of
 
 from aura_agent.adapters.session_store.redis import UNAVAILABLE_MESSAGE
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, StreamEnd, TextDelta
+from tests.conftest import AppFactory
+from tests.redis_helpers import LocalRedisServer, redis_server_binary
+from tests.support import AUTH, ScriptedModel, parse_sse, serve_app, terminal_event, tokens_of
 
 pytestmark = pytest.mark.skipif(
     redis_server_binary() is None, reason="redis-server is not installed (CI provides it)"

@@ -21,6 +21,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
+
+from aura_agent.adapters.session_store.redis import (
+    RedisSessionStore,
+    close_redis_client,
+    create_redis_client,
+)
+from aura_agent.domain.errors import SessionStoreError, StoreUnavailable
+from aura_agent.domain.models import Message, Role
 from tests.redis_helpers import (
     DEFAULT_PORT,
     HOST,
@@ -30,14 +38,6 @@ from tests.redis_helpers import (
     redis_server_binary,
 )
 from tests.session_store_contract import SessionStoreContract, assistant, turn, user
-
-from aura_agent.adapters.session_store.redis import (
-    RedisSessionStore,
-    close_redis_client,
-    create_redis_client,
-)
-from aura_agent.domain.errors import SessionStoreError, StoreUnavailable
-from aura_agent.domain.models import Message, Role
 
 TTL = 3_600
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from tests.server_process import ServerProcess, running_server
-from tests.shared_redis import delete_prefix, keys_under, shared_redis_url, unique_prefix
 
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, Script
+from tests.server_process import ServerProcess, running_server
+from tests.shared_redis import delete_prefix, keys_under, shared_redis_url, unique_prefix
 
 pytestmark = pytest.mark.e2e
 

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -17,65 +11,12 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, Script
+from tests.server_process import CLI, environment, free_port, running_server
 
 pytestmark = pytest.mark.e2e
 
-CLI = str(Path(sys.executable).with_name("aura-agent"))
 INTERNAL_KEY = "e2e-internal-key-7a41c0"
 OPENROUTER_KEY = "sk-or-v1-e2e-secret-0f9e8d7c6b5a"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _environment(**values: str) -> dict[str, str]:
-    keep = {"PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR"}
-    env = {name: value for name, value in os.environ.items() if name in keep}
-    env.update({"LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}, **values)
-    return env
-
-
-@asynccontextmanager
-async def running_server(
-    tmp_path: Path, **env: str
-) -> AsyncIterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    """Start `aura-agent serve` in an empty directory (no .env) and wait for /health."""
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: ASYNC220 - starting a child does not block
-            [CLI, "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=_environment(**env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as http:
-            for _ in range(200):
-                if process.poll() is not None:
-                    break
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("server did not become healthy:\n" + log_path.read_text())
-        assert process.poll() is None, log_path.read_text()
-        yield base, process, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def _chat(base: str, key: str, body: dict[str, object]) -> tuple[list[str], str, str]:
@@ -102,7 +43,8 @@ async def test_serve_relays_openrouter_and_remembers_turns(tmp_path: Path) -> No
             INTERNAL_API_KEY=INTERNAL_KEY,
             OPENROUTER_API_KEY=OPENROUTER_KEY,
             OPENROUTER_API_URL=fake.chat_url,
-        ) as (base, process, log_path):
+        ) as server:
+            base = server.base_url
             tokens, ending, session = await _chat(base, INTERNAL_KEY, {"message": "hello"})
             assert tokens == ["Hi", " from", " the fake\n", "model"]
             assert ending == "done:[DONE]"
@@ -110,9 +52,8 @@ async def test_serve_relays_openrouter_and_remembers_turns(tmp_path: Path) -> No
             async with httpx.AsyncClient(base_url=base) as http:
                 denied = await http.post("/chat", json={"message": "x"})
                 ready = await http.get("/ready")
-            process.terminate()
-            process.wait(timeout=10)
-            logs = log_path.read_text()
+            server.stop()
+            logs = server.log_path.read_text()
     assert denied.status_code == 401
     assert ready.status_code == 200
     assert fake.chat_requests[1].json["messages"] == [
@@ -129,8 +70,9 @@ async def test_serve_relays_openrouter_and_remembers_turns(tmp_path: Path) -> No
 async def test_serve_without_configuration_runs_the_demo_with_a_printed_key(
     tmp_path: Path,
 ) -> None:
-    async with running_server(tmp_path, DEMO_TOKEN_DELAY_MS="0") as (base, process, log_path):
-        output = log_path.read_text()
+    async with running_server(tmp_path, DEMO_TOKEN_DELAY_MS="0") as server:
+        base = server.base_url
+        output = server.log_path.read_text()
         match = re.search(r"-H 'x-api-key: ([A-Za-z0-9_-]+)'", output)
         assert match, output
         key = match.group(1)
@@ -138,9 +80,8 @@ async def test_serve_without_configuration_runs_the_demo_with_a_printed_key(
         tokens, ending, _ = await _chat(base, key, {"message": "hello demo"})
         async with httpx.AsyncClient(base_url=base) as http:
             health = (await http.get("/health")).json()
-        process.terminate()
-        process.wait(timeout=10)
-        logs = log_path.read_text()
+        server.stop()
+        logs = server.log_path.read_text()
     reply = "".join(tokens)
     assert reply.startswith("[offline demo]")
     assert "OPENROUTER_API_KEY" in reply
@@ -163,9 +104,9 @@ def test_production_refuses_to_start_without_keys(
     tmp_path: Path, env: dict[str, str], variable: str
 ) -> None:
     result = subprocess.run(
-        [CLI, "serve", "--port", str(_free_port())],
+        [CLI, "serve", "--port", str(free_port())],
         cwd=tmp_path,
-        env=_environment(AURA_ENV="production", **env),
+        env=environment(AURA_ENV="production", **env),
         capture_output=True,
         timeout=30,
         check=False,

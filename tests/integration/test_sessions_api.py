@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
 from tests.conftest import AppFactory
 from tests.shared_redis import delete_prefix, keys_under, shared_redis_url, unique_prefix
 from tests.support import AUTH, ScriptedModel, parse_sse, terminal_event

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.support import ScriptedModel
 
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService
@@ -21,6 +20,7 @@ from aura_agent.domain.models import (
     StreamEnd,
     TextDelta,
 )
+from tests.support import ScriptedModel
 
 
 class FailingAppendStore(MemorySessionStore):

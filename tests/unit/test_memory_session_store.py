@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.session_store_contract import SessionStoreContract, turn
 
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.domain.ports import SessionStore
+from tests.session_store_contract import SessionStoreContract, turn
 
 
 class FakeClock:

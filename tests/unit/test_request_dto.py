@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.support import make_settings
 
 from aura_agent.http.dto import decode_chat_request, validate_chat
 from aura_agent.http.problems import RequestProblem
+from tests.support import make_settings
 
 
 @pytest.mark.parametrize(

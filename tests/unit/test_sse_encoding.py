@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.support import parse_sse, tokens_of
 
 from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error, encode_event
+from tests.support import parse_sse, tokens_of
 
 
 def _sse_normalised(text: str) -> str:
