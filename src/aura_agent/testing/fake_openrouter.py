@@ -423,7 +423,7 @@ class FakeOpenRouter:
             body = await _read_body(conn, headers)
         except _BadRequestError as exc:
             conn.writer.write(
-                _json_response(exc.status, _error_body(exc.status, exc.message), False)
+                _json_response(exc.status, self._error_body(exc.status, exc.message), False)
             )
             return False
         try:
@@ -456,7 +456,7 @@ class FakeOpenRouter:
             conn.writer.write(_json_response(200, self._models_body, keep_alive))
         else:
             record.status = 404
-            body = _error_body(404, f"No route for {record.method} {path}")
+            body = self._error_body(404, f"No route for {record.method} {path}")
             conn.writer.write(_json_response(404, body, keep_alive))
         return keep_alive
 
@@ -464,7 +464,7 @@ class FakeOpenRouter:
         payload = record.json
         if not isinstance(payload, dict):
             record.status = 400
-            body = _error_body(400, "Request body must be a JSON object")
+            body = self._error_body(400, "Request body must be a JSON object")
             conn.writer.write(_json_response(400, body, keep_alive))
             return keep_alive
         script = self._scripts.popleft() if self._scripts else self.default_script
@@ -516,7 +516,7 @@ class FakeOpenRouter:
             if script.first_token_delay > 0:
                 await asyncio.sleep(script.first_token_delay)
             record.status = script.status
-            writer.write(_script_error_response(script, keep_alive))
+            writer.write(self._script_error_response(script, keep_alive))
             return keep_alive
         record.status = 200
         writer.write(_response_head(200, [*_SSE_HEADERS, *script.headers.items()], keep_alive))
@@ -533,7 +533,7 @@ class FakeOpenRouter:
             model if isinstance(model, str) else _DEFAULT_MODEL,
         )
         if script.token_delay > 0:
-            await _send_paced(writer, encoder, tokens, script.token_delay)
+            await _send_paced(writer, encoder.token, tokens, script.token_delay)
             body = b""
         else:  # no pauses: one write (same bytes on the wire, one syscall instead of one per token)
             body = b"".join([encoder.token(token) for token in tokens])
@@ -579,7 +579,7 @@ class FakeOpenRouter:
             await asyncio.sleep(delay)
         if script.status != 200:
             record.status = script.status
-            writer.write(_script_error_response(script, keep_alive))
+            writer.write(self._script_error_response(script, keep_alive))
             return keep_alive
         if script.drop_after_tokens:
             writer.close()
@@ -607,6 +607,19 @@ class FakeOpenRouter:
 
     def _generation_id(self) -> str:
         return f"gen-fake-{next(self._gen_ids):08d}"
+
+    # -- hooks for look-alikes of other vendors (see fake_anthropic) ---------------------------
+
+    def _error_body(self, status: int, message: str) -> bytes:
+        """The JSON body of every error answer; OpenAI-style here."""
+        return _error_body(status, message)
+
+    def _script_error_response(self, script: Script, keep_alive: bool) -> bytes:
+        message = (
+            script.error_message if script.error_message is not None else _reason(script.status)
+        )
+        body = self._error_body(script.status, message)
+        return _json_response(script.status, body, keep_alive, script.headers.items())
 
 
 # -- HTTP helpers ------------------------------------------------------------------------------
@@ -672,12 +685,6 @@ def _error_body(status: int, message: str) -> bytes:
     return msgspec.json.encode({"error": {"code": status, "message": message}})
 
 
-def _script_error_response(script: Script, keep_alive: bool) -> bytes:
-    message = script.error_message if script.error_message is not None else _reason(script.status)
-    body = _error_body(script.status, message)
-    return _json_response(script.status, body, keep_alive, script.headers.items())
-
-
 def _frame(data: bytes) -> bytes:
     """One SSE ``data:`` event wrapped in one HTTP/1.1 chunk."""
     event = b"data: " + data + b"\n\n"
@@ -688,7 +695,10 @@ _COMMENT = b": OPENROUTER PROCESSING\n\n"
 _COMMENT_FRAME = b"%x\r\n%b\r\n" % (len(_COMMENT), _COMMENT)
 
 
-async def _wait_first_token(writer: asyncio.StreamWriter, script: Script) -> None:
+async def _wait_first_token(
+    writer: asyncio.StreamWriter, script: Script, keepalive: bytes = _COMMENT_FRAME
+) -> None:
+    """Sleep ``first_token_delay``, sending ``keepalive`` every ``comments_while_waiting`` s."""
     delay = script.first_token_delay
     every = script.comments_while_waiting
     if every is None or every <= 0:
@@ -698,13 +708,13 @@ async def _wait_first_token(writer: asyncio.StreamWriter, script: Script) -> Non
     loop = asyncio.get_running_loop()
     deadline = loop.time() + delay
     while (remaining := deadline - loop.time()) > 0:
-        writer.write(_COMMENT_FRAME)
+        writer.write(keepalive)
         await writer.drain()
         await asyncio.sleep(min(every, remaining))
 
 
 async def _send_paced(
-    writer: asyncio.StreamWriter, encoder: _ChunkEncoder, tokens: list[str], delay: float
+    writer: asyncio.StreamWriter, frame: Callable[[str], bytes], tokens: list[str], delay: float
 ) -> None:
     """One write per token, ``delay`` seconds apart, like a real model producing text."""
     transport = writer.transport
@@ -713,7 +723,7 @@ async def _send_paced(
             await asyncio.sleep(delay)
         if transport.is_closing():
             raise ConnectionResetError("client connection lost")
-        writer.write(encoder.token(token))
+        writer.write(frame(token))
         if transport.get_write_buffer_size() > _DRAIN_ABOVE:
             await writer.drain()
 

@@ -1,0 +1,124 @@
+"""Anthropic's native streaming Messages API as a `ChatModel`.
+
+Native rather than through an OpenAI-compatible shim, so that prompt-cache usage, stop reasons
+and Anthropic's error kinds (`overloaded_error`, HTTP 529) arrive intact. The request differs
+from Chat Completions in ways this adapter hides:
+
+* there is no system role: system messages go, joined, into the top-level `system` field;
+* roles must alternate: consecutive messages of one role are merged into one turn, and blank
+  messages (which the API rejects) are left out;
+* `max_tokens` is required, and `temperature` only goes up to 1 (the service allows 2), so it
+  is clamped;
+* authentication is `x-api-key` plus a pinned `anthropic-version` header.
+
+Events are read by `anthropic_events`; failures in a 200 stream come as an `error` event whose
+kind maps to the domain error the same HTTP status would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import httpx
+import msgspec
+
+from aura_agent.adapters.llm.anthropic_events import AnthropicStreamParser, StreamError
+from aura_agent.adapters.llm.errors import ErrorMapper
+from aura_agent.adapters.llm.streaming import PayloadParser, SSEChatModel
+from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, Role
+
+__all__ = ["DEFAULT_URL", "AnthropicChatModel", "to_anthropic_messages"]
+
+PROVIDER: Final = "anthropic"
+DEFAULT_URL: Final = "https://api.anthropic.com/v1/messages"
+_MAX_TEMPERATURE: Final = 1.0
+_TURN_SEPARATOR: Final = "\n\n"
+
+
+class AnthropicChatModel(SSEChatModel):
+    """Streams replies from the Anthropic Messages API; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        api_key: str,
+        url: str = DEFAULT_URL,
+        default_model: str,
+        default_temperature: float,
+        default_max_tokens: int,
+        first_token_timeout: float,
+        anthropic_version: str = "2023-06-01",
+        check_timeout: float = 5.0,
+    ) -> None:
+        if not api_key:
+            raise ValueError("an Anthropic API key is required")
+        auth = {"x-api-key": api_key, "anthropic-version": anthropic_version}
+        super().__init__(
+            client=client,
+            url=url,
+            headers={**auth, "Content-Type": "application/json", "Accept": "text/event-stream"},
+            errors=ErrorMapper(provider=PROVIDER, secrets=[api_key]),
+            default_model=default_model,
+            default_temperature=default_temperature,
+            default_max_tokens=default_max_tokens,
+            first_token_timeout=first_token_timeout,
+            probe_url=_models_url(url),
+            probe_headers=auth,
+            check_timeout=check_timeout,
+        )
+
+    def _request_body(self, messages: Sequence[Message], options: GenerationOptions) -> bytes:
+        model, temperature, max_tokens = options.model, options.temperature, options.max_tokens
+        system, turns = to_anthropic_messages(messages)
+        temperature = self._default_temperature if temperature is None else temperature
+        body: dict[str, Any] = {
+            "model": self._default_model if model is None else model,
+            "max_tokens": self._default_max_tokens if max_tokens is None else max_tokens,
+            "messages": turns,
+            "stream": True,
+            "temperature": min(temperature, _MAX_TEMPERATURE),
+        }
+        if system:
+            body["system"] = system
+        return msgspec.json.encode(body)
+
+    def _new_parser(self) -> PayloadParser:
+        parser = AnthropicStreamParser()  # per stream: usage arrives in two events
+        errors = self._errors
+
+        def parse(payload: str) -> list[ChatEvent] | None:
+            try:
+                return parser(payload)
+            except msgspec.DecodeError:
+                raise errors.malformed("event") from None
+            except StreamError as exc:  # mapped like the HTTP status its kind stands for
+                raise errors.in_band(exc.message, exc.kind) from None
+
+        return parse
+
+
+def to_anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, str]]]:
+    """The `system` text and the alternating `messages` list for a conversation."""
+    system: list[str] = []
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        content = message.content
+        if not content.strip():
+            continue
+        if message.role is Role.SYSTEM:
+            system.append(content)
+        elif turns and turns[-1]["role"] == message.role:
+            turns[-1]["content"] += _TURN_SEPARATOR + content
+        else:
+            turns.append({"role": str(message.role), "content": content})
+    return _TURN_SEPARATOR.join(system), turns
+
+
+def _models_url(url: str) -> str:
+    """`.../v1/messages` -> `.../v1/models`: listing models is a cheap authenticated probe."""
+    head, sep, tail = url.rpartition("/messages")
+    if sep and not tail.strip("/"):
+        return f"{head}/models"
+    return url.rstrip("/") + "/models"
