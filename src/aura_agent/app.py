@@ -6,7 +6,7 @@ import secrets
 
 import msgspec
 import structlog
-from litestar import Litestar, Router
+from litestar import Controller, Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 
@@ -16,6 +16,7 @@ from aura_agent.container import Container
 from aura_agent.http.auth import API_KEY_HEADER, ApiKeyGuard
 from aura_agent.http.container_plugin import ContainerPlugin
 from aura_agent.http.controllers import ChatController, HealthController
+from aura_agent.http.playground import PlaygroundController
 from aura_agent.http.problems import EXCEPTION_HANDLERS
 from aura_agent.http.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from aura_agent.http.sessions_controller import SessionsController
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     configure_logging(
         level=settings.log_level,
         log_format=settings.log_format,
-        secrets=(settings.internal_api_key, settings.openrouter_api_key),
+        secrets=(settings.internal_api_key, *settings.routes.secrets),
     )
     if generated:
         print(development_key_banner(settings), flush=True)
@@ -71,8 +72,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         route_handlers=[ChatController, SessionsController],
         guards=[ApiKeyGuard(settings.internal_api_key or "")],
     )
+    public: list[type[Controller]] = [HealthController]
+    if settings.serves_playground:
+        # The page needs no key (the user types it in), so it sits outside the guard.
+        public.append(PlaygroundController)
     return Litestar(
-        route_handlers=[HealthController, authenticated],
+        route_handlers=[*public, authenticated],
         plugins=[ContainerPlugin(container)],
         middleware=[RequestContextMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

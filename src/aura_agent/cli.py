@@ -1,4 +1,6 @@
-"""The `aura-agent` command: `serve` runs the HTTP server the README describes."""
+"""The `aura-agent` command: `serve` runs the HTTP server the README describes, `chat` talks to a
+running one from the terminal, and `check` validates the configuration and pings every
+dependency."""
 
 from __future__ import annotations
 
@@ -40,6 +42,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(args: argparse.Namespace) -> int:
+    from aura_agent.chat_client import ChatClient, default_api_key, run_chat
+
+    key = args.key or default_api_key()
+    if not key:
+        print(
+            "aura-agent chat: no API key: pass --key or set INTERNAL_API_KEY "
+            "(a development server prints the key it generated when it starts)",
+            file=sys.stderr,
+        )
+        return 2
+    client = ChatClient(args.url, key, model=args.model, session_id=args.session)
+    try:
+        return run_chat(client)
+    finally:
+        client.close()
+
+
+def _check(_: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"aura-agent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from aura_agent.health_check import report
+    from aura_agent.logging import configure_logging
+
+    # Adapters may log while probing; keep it to warnings, on stderr, with secrets redacted.
+    configure_logging(
+        level="WARNING",
+        log_format=settings.log_format,
+        secrets=(settings.internal_api_key, *settings.routes.secrets),
+    )
+    return report(settings, sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="aura-agent", description=__doc__)
@@ -55,6 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default: WEB_CONCURRENCY or 1)",
     )
     serve.set_defaults(handler=_serve)
+
+    chat = commands.add_parser(
+        "chat",
+        help="chat with a running server from the terminal",
+        description="Reads messages line by line and streams the replies. /new starts a new "
+        "conversation, /quit or Ctrl-D exits, Ctrl-C stops a reply.",
+    )
+    chat.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL")
+    chat.add_argument(
+        "--key", default=None, help="API key (default: INTERNAL_API_KEY from the environment/.env)"
+    )
+    chat.add_argument("--model", default=None, help="route to use (default: the server's)")
+    chat.add_argument("--session", default=None, help="continue this session id")
+    chat.set_defaults(handler=_chat)
+
+    check = commands.add_parser(
+        "check",
+        help="validate the configuration and ping every model route and the session store",
+    )
+    check.set_defaults(handler=_check)
     return parser
 
 

@@ -104,6 +104,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
 
     cors_origins: tuple[str, ...] = ("http://localhost:5173",)
 
+    # The browser playground at /playground. None: on outside production, off in production.
+    playground_enabled: bool | None = None
+
     # Resolved by `load_settings` from the settings above (never read from the environment).
     model_routes: RouteTable | None = None
 
@@ -111,6 +114,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     def is_production(self) -> bool:
         """Production forbids the conveniences of development (generated keys, demo fallback)."""
         return self.aura_env == "production"
+
+    @property
+    def serves_playground(self) -> bool:
+        """PLAYGROUND_ENABLED, defaulting to off in production: a public deployment should not
+        advertise a page for poking at the API unless an operator asks for it."""
+        if self.playground_enabled is None:
+            return not self.is_production
+        return self.playground_enabled
 
     @property
     def resolved_provider(self) -> Provider:
