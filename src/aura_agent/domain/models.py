@@ -26,9 +26,15 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TextDelta(msgspec.Struct, frozen=True, tag="text"):
-    """A piece of the reply's text, in the order the model produced it."""
+    """A piece of the reply's text, in the order the model produced it.
+
+    `more` is a hint for relays: True when the producer already holds the next event (several
+    tokens arrived in one network read), so they can be written downstream together. It never
+    asks anyone to wait: a token with `more=False` must be flushed at once.
+    """
 
     text: str
+    more: bool = False
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, tag="usage"):

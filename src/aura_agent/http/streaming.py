@@ -78,7 +78,12 @@ def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
 async def sse_body(
     events: AsyncGenerator[ChatEvent, None], *, keepalive_seconds: float, record: RequestRecord
 ) -> AsyncIterator[bytes]:
-    """Encode `events` as the downstream SSE stream, ending with `done` or `error`."""
+    """Encode `events` as the downstream SSE stream, ending with `done` or `error`.
+
+    Tokens flagged `more` (the next one is already in hand) are held and written with the next,
+    so one network read upstream costs one write downstream; nothing ever waits for a token.
+    """
+    held: list[bytes] = []
     try:
         async with contextlib.aclosing(events):
             first: ChatEvent | None = None
@@ -89,20 +94,31 @@ async def sse_body(
                 raise ProviderStreamError(
                     "the model returned nothing", provider=record.provider or "unknown"
                 )
-            chunk = _encode_event(first, record)
-            if chunk is not None:
-                yield chunk
-            async for event in events:
+            event: ChatEvent = first
+            while True:
                 chunk = _encode_event(event, record)
                 if chunk is not None:
-                    yield chunk
+                    if type(event) is TextDelta and event.more:
+                        held.append(chunk)
+                    elif held:
+                        held.append(chunk)
+                        yield b"".join(held)
+                        held.clear()
+                    else:
+                        yield chunk
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    break
+            if held:
+                yield b"".join(held)
     except AuraError as exc:
         _record_error(record, exc)
-        yield encode_error(str(exc))
+        yield b"".join(held) + encode_error(str(exc))
     except asyncio.CancelledError:
         record.outcome = "client_disconnected"
         raise
     except Exception:
         record.outcome = "error:internal"
         _log.exception("stream_failed", request_id=record.request_id)
-        yield encode_error(_INTERNAL_ERROR)
+        yield b"".join(held) + encode_error(_INTERNAL_ERROR)

@@ -152,6 +152,7 @@ class SSEChatModel:
                         if finish is None:
                             raise
                         break  # the reply is complete; only a trailing usage report is lost
+                    texts: list[TextDelta] = []  # what this read carried, sent on together
                     for payload in payloads:
                         events = parse(payload)
                         if events is None:
@@ -159,15 +160,20 @@ class SSEChatModel:
                             await _drain(chunks)
                             break
                         for event in events:
-                            if isinstance(event, TextDelta):
-                                if not started:
-                                    first_token.reschedule(None)
-                                    started = True
-                                yield event
-                            elif isinstance(event, StreamEnd):
+                            if type(event) is TextDelta:
+                                texts.append(event)
+                            elif type(event) is StreamEnd:
                                 finish = event.finish_reason
-                            elif isinstance(event, Usage):
+                            elif type(event) is Usage:
                                 usage = event  # the last report wins
+                    if texts:
+                        if not started:
+                            first_token.reschedule(None)
+                            started = True
+                        last = texts.pop()
+                        for text in texts:
+                            yield TextDelta(text.text, more=True)
+                        yield last
         except TimeoutError:
             if first_token.expired():
                 raise errors.first_token_timeout(self._first_token_timeout) from None
