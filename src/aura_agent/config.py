@@ -87,6 +87,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     upstream_connect_timeout: PositiveFloat = 10.0
     upstream_first_token_timeout: PositiveFloat = 60.0
     upstream_idle_timeout: PositiveFloat = 60.0
+    # What moves bytes under the httpx client: aiohttp's pool (fast) or httpx's own (httpcore).
+    upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
 
     # Session memory.
     session_max_messages: Annotated[int, msgspec.Meta(ge=2)] = 100
@@ -106,6 +108,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
 
     # The browser playground at /playground. None: on outside production, off in production.
     playground_enabled: bool | None = None
+
+    # Prometheus metrics at /metrics; when METRICS_API_KEY is set, scrapers must send it.
+    metrics_enabled: bool = True
+    metrics_api_key: str | None = None
 
     # Resolved by `load_settings` from the settings above (never read from the environment).
     model_routes: RouteTable | None = None

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from dependency_injector import containers, providers
 
+from aura_agent.adapters.llm.aiohttp_transport import AiohttpTransport
 from aura_agent.adapters.llm.demo import DemoChatModel
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService
@@ -38,7 +39,12 @@ async def _http_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         max_keepalive_connections=100,
         keepalive_expiry=30,
     )
-    client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+    transport: httpx.AsyncBaseTransport | None = None
+    if settings.upstream_transport == "aiohttp":
+        transport = AiohttpTransport(limits=limits)
+    client = httpx.AsyncClient(
+        timeout=timeout, limits=limits, transport=transport, follow_redirects=False
+    )
     try:
         yield client
     finally:

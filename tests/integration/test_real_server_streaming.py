@@ -24,6 +24,21 @@ async def fake() -> AsyncIterator[FakeOpenRouter]:
         yield server
 
 
+@pytest.fixture(params=["aiohttp", "httpx"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every real-socket behaviour must hold with both upstream transports."""
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def build_app(build_app: AppFactory, transport: str) -> AppFactory:
+    def factory(**overrides: object) -> Litestar:
+        return build_app(upstream_transport=transport, **overrides)
+
+    return factory
+
+
 def _app(build_app: AppFactory, fake: FakeOpenRouter, **overrides: object) -> Litestar:
     return build_app(openrouter_api_url=fake.chat_url, **overrides)
 
