@@ -90,7 +90,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 # not True: aiohttp would then re-read ~/.netrc and the proxy variables on every
                 # request; deployments behind an egress proxy use UPSTREAM_TRANSPORT=httpx
                 trust_env=False,
-                auto_decompress=False,  # httpx decodes by Content-Encoding, as with its own transport
+                auto_decompress=False,  # httpx decodes by Content-Encoding, as usual
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
             )
         return self._session

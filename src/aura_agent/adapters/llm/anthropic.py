@@ -91,7 +91,7 @@ class AnthropicChatModel(SSEChatModel):
         def parse(payload: str) -> list[ChatEvent] | None:
             try:
                 return parser(payload)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):  # RecursionError: absurd nesting
                 raise errors.malformed("event") from None
             except StreamError as exc:  # mapped like the HTTP status its kind stands for
                 raise errors.in_band(exc.message, exc.kind) from None

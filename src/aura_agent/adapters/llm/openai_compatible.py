@@ -142,7 +142,7 @@ class OpenAICompatibleChatModel(SSEChatModel):
             return None
         try:
             return chunk_events(CHUNK_DECODER.decode(payload))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise self._errors.malformed() from None
         except InBandError as exc:
             raise self._errors.in_band(exc.message, exc.code) from None

@@ -27,6 +27,7 @@ import httpx
 
 from aura_agent.adapters.llm.errors import ErrorMapper, read_bounded
 from aura_agent.adapters.llm.sse import SSEDecoder, SSEError
+from aura_agent.domain.errors import ChatModelError
 from aura_agent.domain.models import (
     ChatEvent,
     GenerationOptions,
@@ -153,8 +154,13 @@ class SSEChatModel:
                             raise
                         break  # the reply is complete; only a trailing usage report is lost
                     texts: list[TextDelta] = []  # what this read carried, sent on together
+                    failure: ChatModelError | None = None
                     for payload in payloads:
-                        events = parse(payload)
+                        try:
+                            events = parse(payload)
+                        except ChatModelError as exc:
+                            failure = exc  # the tokens before it still go out first
+                            break
                         if events is None:
                             ended = True
                             await _drain(chunks)
@@ -174,6 +180,8 @@ class SSEChatModel:
                         for text in texts:
                             yield TextDelta(text.text, more=True)
                         yield last
+                    if failure is not None:
+                        raise failure
         except TimeoutError:
             if first_token.expired():
                 raise errors.first_token_timeout(self._first_token_timeout) from None
