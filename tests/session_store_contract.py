@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from aura_agent.domain.models import Message, Role
+from aura_agent.domain.models import Message, Role, Usage
 from aura_agent.domain.ports import SessionStore
 
 
@@ -101,6 +101,23 @@ class SessionStoreContract:
         await store.append_turn("s1", odd, empty)
 
         assert await store.load("s1") == [odd, empty]
+
+    async def test_reply_usage_round_trips(self, store: SessionStore) -> None:
+        usage = Usage(
+            prompt_tokens=30,
+            completion_tokens=2,
+            total_tokens=32,
+            reasoning_tokens=5,
+            cached_tokens=20,
+        )
+        reply = Message(role=Role.ASSISTANT, content="counted", usage=usage)
+        await store.append_turn("s1", user("q"), reply)
+        await store.append_turn("s1", *turn(1))  # and a reply without usage, as before
+
+        history = await store.load("s1")
+        assert history == [user("q"), reply, *turn(1)]
+        assert history[1].usage == usage
+        assert history[3].usage is None
 
     async def test_concurrent_turns_on_one_session_stay_paired(self, store: SessionStore) -> None:
         count = self.MAX_MESSAGES // 2

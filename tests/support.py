@@ -14,7 +14,14 @@ from litestar import Litestar
 
 from aura_agent.config import Settings, load_settings
 from aura_agent.domain.errors import ChatModelError
-from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, StreamEnd, TextDelta
+from aura_agent.domain.models import (
+    ChatEvent,
+    GenerationOptions,
+    Message,
+    StreamEnd,
+    TextDelta,
+    Usage,
+)
 
 API_KEY = "test-internal-key-5f1c9a"
 OPENROUTER_KEY = "sk-or-v1-test-secret-0123456789abcdef"
@@ -67,8 +74,10 @@ class ScriptedModel:
         fail_after: int | None = None,
         first_token_delay: float = 0.0,
         finish: bool = True,
+        usage: Usage | None = None,
     ) -> None:
         self.tokens = list(tokens)
+        self.usage = usage
         self.fail_with = fail_with
         self.fail_after = fail_after
         self.first_token_delay = first_token_delay
@@ -97,6 +106,8 @@ class ScriptedModel:
                 yield TextDelta(token)
             if self.fail_with is not None and self.fail_after in (None, len(self.tokens)):
                 raise self.fail_with
+            if self.usage is not None:
+                yield self.usage
             if self.finish:
                 yield StreamEnd(finish_reason="stop")
         finally:

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import inspect
 import secrets
 
 import msgspec
 import structlog
 from litestar import Controller, Litestar, Router
 from litestar.config.cors import CORSConfig
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from aura_agent import __version__
 from aura_agent.config import Settings, load_settings
 from aura_agent.container import Container
+from aura_agent.domain.ports import RateLimiter
 from aura_agent.http.auth import API_KEY_HEADER, ApiKeyGuard
 from aura_agent.http.container_plugin import ContainerPlugin
 from aura_agent.http.controllers import ChatController, HealthController
+from aura_agent.http.limits import LimitProblem, Limits, limit_problem_response
+from aura_agent.http.metrics import metrics_parts
+from aura_agent.http.openai_api import openai_router
 from aura_agent.http.playground import PlaygroundController
 from aura_agent.http.problems import EXCEPTION_HANDLERS
 from aura_agent.http.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from aura_agent.http.sessions_controller import SessionsController
+from aura_agent.http.stream_control import StreamRegistry
+from aura_agent.http.tenancy import provide_tenant
 from aura_agent.logging import configure_logging
 
 _log = structlog.get_logger("aura_agent.startup")
@@ -30,7 +38,7 @@ def with_development_key(settings: Settings) -> tuple[Settings, bool]:
 
     Returns the settings and whether a key was generated (so the caller can print it once).
     """
-    if settings.internal_api_key or settings.is_production:
+    if settings.has_api_keys or settings.is_production:
         return settings, False
     key = secrets.token_urlsafe(24)
     return msgspec.structs.replace(settings, internal_api_key=key), True
@@ -51,15 +59,41 @@ def development_key_banner(settings: Settings) -> str:
     )
 
 
+def _limits(settings: Settings, container: Container) -> Limits:
+    """This app's admission control; the rate limiter is resolved only once a limit needs it."""
+
+    async def rate_limiter() -> RateLimiter:
+        provided = container.rate_limiter()
+        limiter: RateLimiter = await provided if inspect.isawaitable(provided) else provided
+        return limiter
+
+    registry = StreamRegistry(
+        max_streams=settings.max_concurrent_streams,
+        total_timeout=settings.upstream_total_timeout,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
+    return Limits(
+        registry=registry,
+        rate_limiter=rate_limiter,
+        requests_per_minute=settings.rate_limit_per_minute,
+        streams_per_key=settings.max_streams_per_key,
+    )
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
     """Build the app from `settings` (default: the environment) and an optional container."""
     if settings is None:
         settings = load_settings()
     settings, generated = with_development_key(settings)
+    key_table = settings.api_key_table()
     configure_logging(
         level=settings.log_level,
         log_format=settings.log_format,
-        secrets=(settings.internal_api_key, *settings.routes.secrets),
+        secrets=(
+            *key_table.secrets,
+            settings.metrics_api_key,
+            *settings.routes.secrets,
+        ),
     )
     if generated:
         print(development_key_banner(settings), flush=True)
@@ -67,24 +101,45 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         container = Container(settings=settings)
     else:
         container.settings.override(settings)
+    api_keys = ApiKeyGuard(key_table)
+    limits = _limits(settings, container)
     authenticated = Router(
         path="/",
         route_handlers=[ChatController, SessionsController],
-        guards=[ApiKeyGuard(settings.internal_api_key or "")],
+        guards=[api_keys, limits.guard],
     )
+    metrics_handlers, metrics_middleware = metrics_parts(settings)
     public: list[type[Controller]] = [HealthController]
     if settings.serves_playground:
         # The page needs no key (the user types it in), so it sits outside the guard.
         public.append(PlaygroundController)
     return Litestar(
-        route_handlers=[*public, authenticated],
+        route_handlers=[
+            *public,
+            authenticated,
+            openai_router(api_keys, limits.guard),
+            *metrics_handlers,
+        ],
         plugins=[ContainerPlugin(container)],
-        middleware=[RequestContextMiddleware],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        dependencies={
+            "tenant": Provide(provide_tenant, sync_to_thread=False),
+            "limits": Provide(lambda: limits, sync_to_thread=False, use_cache=True),
+        },
+        middleware=[RequestContextMiddleware, *metrics_middleware],
+        exception_handlers={
+            **EXCEPTION_HANDLERS,  # type: ignore[dict-item]
+            LimitProblem: limit_problem_response,
+        },
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=[API_KEY_HEADER, "content-type", REQUEST_ID_HEADER, "authorization"],
+            allow_headers=[
+                API_KEY_HEADER,
+                "content-type",
+                REQUEST_ID_HEADER,
+                "authorization",
+                "x-session-id",
+            ],
             expose_headers=["x-session-id", REQUEST_ID_HEADER],
             max_age=600,
         ),

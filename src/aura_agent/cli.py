@@ -26,7 +26,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(development_key_banner(settings), flush=True)
     import uvicorn
 
-    uvicorn.run(
+    from aura_agent.server import BACKSTOP_SECONDS, run
+
+    config = uvicorn.Config(
         "aura_agent.app:create_app",
         factory=True,
         host=args.host or settings.host,
@@ -37,9 +39,10 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        # The drain (SHUTDOWN_GRACE_SECONDS) runs first; this only bounds its last writes.
+        timeout_graceful_shutdown=BACKSTOP_SECONDS,
     )
-    return 0
+    return run(config)
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -73,7 +76,7 @@ def _check(_: argparse.Namespace) -> int:
     configure_logging(
         level="WARNING",
         log_format=settings.log_format,
-        secrets=(settings.internal_api_key, *settings.routes.secrets),
+        secrets=(*settings.api_key_table().secrets, *settings.routes.secrets),
     )
     return report(settings, sys.stdout)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, get_args, get_origin
 
 import msgspec
 
+from aura_agent.api_keys import ApiKeyError, ApiKeyTable, load_api_keys
 from aura_agent.model_routes import (
     DEFAULT_BASE_URLS,
     DEFAULT_MODELS,
@@ -27,6 +28,7 @@ from aura_agent.model_routes import (
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
 DEFAULT_OPENROUTER_URL = "https://openrouter.ai/api/v1/chat/completions"
 
@@ -48,8 +50,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     llm_provider: Literal["auto", "openrouter", "openai", "anthropic", "demo"] = "auto"
     session_store: Literal["memory", "redis"] = "memory"
 
-    # Authentication of callers (the seed's single key).
+    # Authentication of callers: the seed's single key (tenant "default"), `name:key` pairs,
+    # and/or a file of `name = key` / `name = sha256:<hex>` lines. Each name is a tenant.
     internal_api_key: str | None = None
+    internal_api_keys: str | None = None
+    api_keys_file: str | None = None
+
+    # Per-tenant limits and the per-instance stream cap; 0 turns each off.
+    rate_limit_per_minute: NonNegativeInt = 0
+    max_streams_per_key: NonNegativeInt = 0
+    max_concurrent_streams: NonNegativeInt = 0
 
     # OpenRouter, with the seed's names.
     openrouter_api_key: str | None = None
@@ -87,6 +97,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     upstream_connect_timeout: PositiveFloat = 10.0
     upstream_first_token_timeout: PositiveFloat = 60.0
     upstream_idle_timeout: PositiveFloat = 60.0
+    upstream_total_timeout: PositiveFloat = 600.0
+    # On SIGTERM: how long in-flight streams may run on before they are ended.
+    shutdown_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     # What moves bytes under the httpx client: aiohttp's pool (fast) or httpx's own (httpcore).
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
 
@@ -120,6 +133,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     def is_production(self) -> bool:
         """Production forbids the conveniences of development (generated keys, demo fallback)."""
         return self.aura_env == "production"
+
+    @property
+    def has_api_keys(self) -> bool:
+        """Whether any caller key is configured (else development generates one)."""
+        return bool(self.internal_api_key or self.internal_api_keys or self.api_keys_file)
+
+    def api_key_table(self) -> ApiKeyTable:
+        """Every configured key by tenant; raises `ConfigError` naming the variable."""
+        try:
+            return load_api_keys(
+                internal_api_key=self.internal_api_key,
+                internal_api_keys=self.internal_api_keys,
+                api_keys_file=self.api_keys_file,
+            )
+        except ApiKeyError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def serves_playground(self) -> bool:
@@ -273,9 +302,14 @@ _KEY_OF_PROVIDER = {
 def validate(settings: Settings) -> None:
     """Check the rules that span several settings; raise `ConfigError` naming the variable."""
     provider = settings.resolved_provider
+    if settings.has_api_keys and len(settings.api_key_table()) == 0:
+        raise ConfigError("invalid INTERNAL_API_KEYS / API_KEYS_FILE: they hold no key")
     if settings.is_production:
-        if not settings.internal_api_key:
-            raise ConfigError("INTERNAL_API_KEY is required when AURA_ENV=production")
+        if not settings.has_api_keys:
+            raise ConfigError(
+                "INTERNAL_API_KEY (or INTERNAL_API_KEYS, or API_KEYS_FILE) is required when "
+                "AURA_ENV=production"
+            )
         if provider == "demo" and not settings.models_file:
             raise ConfigError(
                 "OPENROUTER_API_KEY is required when AURA_ENV=production "

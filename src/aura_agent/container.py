@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 
 from aura_agent.adapters.llm.aiohttp_transport import AiohttpTransport
 from aura_agent.adapters.llm.demo import DemoChatModel
+from aura_agent.adapters.rate_limit.memory import MemoryRateLimiter
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService
 from aura_agent.application.routing import ModelRoute, ModelRouter, RetryPolicy
@@ -73,6 +74,23 @@ async def _redis_store(settings: Settings) -> AsyncIterator[Any]:
         )
     finally:
         await close_redis_client(client)
+
+
+# A stream lease in Redis outlives the longest stream by this much (setup and the last write).
+STREAM_LEASE_MARGIN_SECONDS = 60.0
+
+
+def _redis_rate_limiter(settings: Settings, store: Any) -> Any:
+    """Limits on the session store's Redis client (imported only when used)."""
+    from aura_agent.adapters.rate_limit.redis import RedisRateLimiter
+
+    return RedisRateLimiter(
+        store.client,
+        key_prefix=settings.redis_key_prefix,
+        requests_per_minute=settings.rate_limit_per_minute,
+        max_streams=settings.max_streams_per_key,
+        lease_seconds=settings.upstream_total_timeout + STREAM_LEASE_MARGIN_SECONDS,
+    )
 
 
 def build_chat_model(route: Route, settings: Settings, client: httpx.AsyncClient) -> ChatModel:
@@ -161,6 +179,23 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda settings: settings.session_store, settings),
         memory=memory_store,
         redis=redis_store,
+    )
+
+    # Limits live where sessions live: in Redis they hold across every instance.
+    memory_rate_limiter = providers.Singleton(
+        lambda settings: MemoryRateLimiter(
+            requests_per_minute=settings.rate_limit_per_minute,
+            max_streams=settings.max_streams_per_key,
+        ),
+        settings=settings,
+    )
+    redis_rate_limiter = providers.Singleton(
+        _redis_rate_limiter, settings=settings, store=redis_store
+    )
+    rate_limiter = providers.Selector(
+        providers.Callable(lambda settings: settings.session_store, settings),
+        memory=memory_rate_limiter,
+        redis=redis_rate_limiter,
     )
 
     chat_service = providers.Factory(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 import msgspec
 
@@ -15,14 +15,19 @@ from aura_agent.domain.models import (
     Role,
     StreamEnd,
     TextDelta,
+    Usage,
 )
 from aura_agent.domain.ports import ChatModel, SessionStore
 
 
 class PreparedTurn(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything needed to stream one reply, gathered before the response starts."""
+    """Everything needed to stream one reply, gathered before the response starts.
 
-    session_id: str
+    `session_id` None is a stateless turn: the caller sent the whole conversation, nothing is
+    loaded or saved.
+    """
+
+    session_id: str | None
     user_message: Message
     prompt: list[Message]
     options: GenerationOptions
@@ -67,30 +72,54 @@ class ChatService:
             session_id=session_id, user_message=user_message, prompt=prompt, options=options
         )
 
+    def prepare_stateless(
+        self, messages: Sequence[Message], options: GenerationOptions
+    ) -> PreparedTurn:
+        """A turn over a conversation the caller sends whole (the OpenAI-compatible API).
+
+        The caller owns its context, so nothing is trimmed; only the configured system prompt
+        is put first, as for every conversation.
+        """
+        if not messages:
+            raise ValueError("a conversation needs at least one message")
+        prompt = (
+            [Message(role=Role.SYSTEM, content=self._system_prompt)] if self._system_prompt else []
+        )
+        prompt.extend(messages)
+        return PreparedTurn(
+            session_id=None, user_message=prompt[-1], prompt=prompt, options=options
+        )
+
     async def stream_reply(self, turn: PreparedTurn) -> AsyncGenerator[ChatEvent, None]:
         """Yield the model's events; save the turn before yielding the final `StreamEnd`.
 
         Holding back `StreamEnd` until the turn is stored means a client that saw "done" can rely
-        on the history. A failed, cut or cancelled stream saves nothing, so a retry is clean.
+        on the history. A failed, cut or cancelled stream saves nothing, so a retry is clean;
+        neither does a stateless turn. The saved reply carries the usage the model reported.
         """
         parts: list[str] = []
         end: StreamEnd | None = None
+        usage: Usage | None = None
         async for event in self._model.stream(turn.prompt, turn.options):
             if type(event) is TextDelta:
                 parts.append(event.text)
             elif type(event) is StreamEnd:
                 end = event
                 continue
+            elif type(event) is Usage:
+                usage = event
             yield event
         if end is None:
             raise ProviderStreamError(
                 "the model's stream ended without finishing", provider=self._model.provider
             )
         reply = "".join(parts)
-        if reply:
+        if reply and turn.session_id is not None:
             try:
                 await self._store.append_turn(
-                    turn.session_id, turn.user_message, Message(role=Role.ASSISTANT, content=reply)
+                    turn.session_id,
+                    turn.user_message,
+                    Message(role=Role.ASSISTANT, content=reply, usage=usage),
                 )
             except SessionStoreError as exc:
                 raise TurnNotSavedError(

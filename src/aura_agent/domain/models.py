@@ -18,11 +18,17 @@ class Role(StrEnum):
     ASSISTANT = "assistant"
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
-    """One message of a conversation."""
+class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One message of a conversation.
+
+    `usage` is what the provider reported for an assistant reply (None for user messages and
+    for replies stored before usage was kept). Defaults are not encoded, so a stored message
+    without usage keeps exactly its old bytes, and older readers ignore the extra field.
+    """
 
     role: Role
     content: str
+    usage: Usage | None = None
 
 
 class TextDelta(msgspec.Struct, frozen=True, tag="text"):

@@ -1,4 +1,5 @@
-"""The two ports of the hexagon: where replies come from and where conversations are kept."""
+"""The ports of the hexagon: where replies come from, where conversations are kept, and who
+may ask for how much."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class ChatModel(Protocol):
 class SessionStore(Protocol):
     """Conversation histories keyed by session id.
 
-    Session ids reaching a store are already validated (`[A-Za-z0-9_-]{1,128}`).
+    Ids reaching a store are already validated and scoped to their tenant by the http layer:
+    `[A-Za-z0-9_-]{1,128}`, optionally prefixed by `<tenant>/` (tenant `[A-Za-z0-9_-]{1,64}`).
     """
 
     async def load(self, session_id: str) -> list[Message]:
@@ -59,4 +61,27 @@ class SessionStore(Protocol):
 
     async def check(self) -> None:
         """Raise a `SessionStoreError` if the store cannot serve requests."""
+        ...
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """Per-tenant limits: requests per minute and concurrent streams, each off when its limit is 0.
+
+    Adapters hold the limits; one shared by every instance (Redis) enforces them across the
+    deployment. Failures to reach the backing store raise `StoreUnavailable`.
+    """
+
+    async def hit(self, tenant: str) -> float:
+        """Count one request of `tenant`: 0 when admitted, else the seconds until one would be
+        (a refused request is not counted)."""
+        ...
+
+    async def acquire_stream(self, tenant: str, stream_id: str) -> bool:
+        """Take one of `tenant`'s concurrent-stream slots for `stream_id` (a unique id); False at
+        the limit."""
+        ...
+
+    async def release_stream(self, tenant: str, stream_id: str) -> None:
+        """Give the slot of `stream_id` back; releasing twice, or an unknown id, is harmless."""
         ...

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.response import Response
 
 from aura_agent import __version__
@@ -16,14 +17,19 @@ from aura_agent.config import Settings
 from aura_agent.domain.errors import AuraError
 from aura_agent.domain.ports import ChatModel, SessionStore
 from aura_agent.http.dto import (
+    ChatOperation,
     HealthResponse,
     ReadinessResponse,
     decode_chat_request,
+    require_json_body,
     validate_chat,
 )
+from aura_agent.http.limits import Limits
+from aura_agent.http.problems import PROBLEM_MEDIA_TYPE, Problem
 from aura_agent.http.request_context import get_record
 from aura_agent.http.sse_response import SSEResponse
 from aura_agent.http.streaming import sse_body
+from aura_agent.http.tenancy import scoped_session_id
 
 READINESS_TIMEOUT_SECONDS = 3.0
 
@@ -79,14 +85,40 @@ class ChatController(Controller):
             "`data:` event; the stream ends with `event: done` / `data: [DONE]`, or with "
             "`event: error` and a readable message."
         ),
+        guards=[require_json_body],
+        operation_class=ChatOperation,
+        response_description="An event stream of tokens ending with `done` or `error`",
+        responses={
+            status: ResponseSpec(
+                data_container=Problem,
+                generate_examples=False,
+                media_type=PROBLEM_MEDIA_TYPE,
+                description=description,
+            )
+            for status, description in (
+                (400, "The body is not a valid chat request; `field` names what is wrong"),
+                (401, "The x-api-key header is missing or wrong"),
+                (413, "The body is larger than MAX_BODY_BYTES"),
+                (429, "This key is over its rate or stream limit; retry after Retry-After"),
+                (415, "The body is declared as something other than JSON"),
+                (
+                    503,
+                    "The session store is unavailable, or this instance is at its stream cap "
+                    "or shutting down; retry after Retry-After seconds",
+                ),
+            )
+        },
     )
     async def chat(
         self,
         request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
         chat_service: NamedDependency[ChatService],
+        tenant: NamedDependency[str],
+        limits: NamedDependency[Limits],
     ) -> SSEResponse:
-        """Validate, load the session (errors here are still HTTP statuses), then stream."""
+        """Validate, admit the stream, load the tenant's session (errors here are still HTTP
+        statuses), then stream."""
         chat_request = decode_chat_request(await request.body())
         options = validate_chat(chat_request, settings)
         session_id = chat_request.session_id or str(uuid.uuid4())
@@ -94,10 +126,19 @@ class ChatController(Controller):
         record.session_id = session_id
         record.provider = chat_service.model.provider
         record.route = options.model or chat_service.model.default_model
-        turn = await chat_service.prepare(session_id, chat_request.message, options)
+        record.requested_route = record.route
+        record.include_usage = chat_request.include_usage
+        stream = await limits.open_stream(tenant, record)
+        try:
+            turn = await chat_service.prepare(
+                scoped_session_id(tenant, session_id), chat_request.message, options
+            )
+        except BaseException:
+            await stream.close()
+            raise
         body = sse_body(
             chat_service.stream_reply(turn),
             keepalive_seconds=settings.keepalive_seconds,
             record=record,
         )
-        return SSEResponse(body, headers={"X-Session-Id": session_id})
+        return SSEResponse(body, headers={"X-Session-Id": session_id}, stream=stream)

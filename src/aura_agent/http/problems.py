@@ -10,7 +10,12 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from aura_agent.domain.errors import ChatModelError, StoreUnavailable
@@ -18,6 +23,7 @@ from aura_agent.http.request_context import request_id_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = structlog.get_logger("aura_agent.http")
+_PATH_SHOWN = 200
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -77,6 +83,12 @@ def problem_response(
     )
 
 
+def _shown_path(request: Request[Any, Any, Any]) -> str:
+    """The request path for a problem detail, cut short: a path is the caller's own text."""
+    path = request.url.path
+    return path if len(path) <= _PATH_SHOWN else path[: _PATH_SHOWN - 1] + "…"
+
+
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     field = exc.field if isinstance(exc, RequestProblem) else None
     status = exc.status_code
@@ -84,6 +96,13 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     detail = exc.detail
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", 'ApiKey header="x-api-key"')
+    elif isinstance(exc, MethodNotAllowedException):
+        allowed = headers.get("allow") or headers.get("Allow")
+        detail = f"{request.method} is not allowed on {_shown_path(request)}"
+        if allowed:
+            detail += f"; allowed: {allowed}"
+    elif isinstance(exc, NotFoundException) and not isinstance(exc, RequestProblem):
+        detail = f"no route matches {request.method} {_shown_path(request)}"
     if status >= 500:
         _log.error("internal_error", exc_info=exc)
         detail = "the server failed to handle this request"

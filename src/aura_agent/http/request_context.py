@@ -15,6 +15,8 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from aura_agent.domain.models import Usage
+
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = frozenset({"/health", "/ready"})
@@ -26,21 +28,28 @@ class RequestRecord:
 
     __slots__ = (
         "attempts",
+        "cached_tokens",
         "completion_tokens",
         "error",
+        "error_provider",
+        "include_usage",
         "method",
         "model",
         "outcome",
         "path",
         "prompt_tokens",
         "provider",
+        "reasoning_tokens",
         "request_id",
+        "requested_route",
         "route",
         "session_id",
         "started",
         "status",
+        "tenant",
         "tokens_relayed",
         "ttft_ms",
+        "usage",
     )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
@@ -49,6 +58,7 @@ class RequestRecord:
         self.path = path
         self.started = time.perf_counter()
         self.status: int | None = None
+        self.tenant: str | None = None
         self.session_id: str | None = None
         self.model: str | None = None
         self.provider: str | None = None
@@ -58,8 +68,25 @@ class RequestRecord:
         self.tokens_relayed = 0
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
+        self.cached_tokens: int | None = None
+        self.usage: Usage | None = None
         self.outcome: str | None = None
         self.error: str | None = None
+        # Not logged: the route a request asked for (metrics count a fallback when `route`, the
+        # one that served, differs), the provider of an upstream failure, and whether /chat
+        # sends the usage event.
+        self.requested_route: str | None = None
+        self.error_provider: str | None = None
+        self.include_usage = False
+
+    def note_usage(self, usage: Usage) -> None:
+        """Keep the usage the provider reported, for the log line, metrics and the client."""
+        self.usage = usage
+        self.prompt_tokens = usage.prompt_tokens
+        self.completion_tokens = usage.completion_tokens
+        self.reasoning_tokens = usage.reasoning_tokens
+        self.cached_tokens = usage.cached_tokens
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the request arrived."""
@@ -75,6 +102,7 @@ class RequestRecord:
             "duration_ms": self.elapsed_ms(),
         }
         for name in (
+            "tenant",
             "session_id",
             "route",
             "provider",
@@ -83,6 +111,8 @@ class RequestRecord:
             "ttft_ms",
             "prompt_tokens",
             "completion_tokens",
+            "reasoning_tokens",
+            "cached_tokens",
             "outcome",
             "error",
         ):
@@ -110,7 +140,7 @@ def _request_id_from(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            if _VALID_REQUEST_ID.match(candidate):
+            if _VALID_REQUEST_ID.fullmatch(candidate):  # `$` alone would let "id\n" through
                 return candidate
             break
     return uuid.uuid4().hex

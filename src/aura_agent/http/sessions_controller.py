@@ -16,16 +16,19 @@ from litestar.params import FromPath
 from aura_agent.domain.ports import SessionStore
 from aura_agent.http.dto import SESSION_ID_PATTERN
 from aura_agent.http.problems import RequestProblem
+from aura_agent.http.tenancy import scoped_session_id
+from aura_agent.http.usage import UsageBody, usage_body
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _NOT_FOUND = "no conversation is stored for this session_id (it may have expired or been deleted)"
 
 
-class SessionMessage(msgspec.Struct, kw_only=True, frozen=True):
-    """One stored message, as the Chat Completions wire names it."""
+class SessionMessage(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """One stored message, as the Chat Completions wire names it; replies carry their usage."""
 
     role: str
     content: str
+    usage: UsageBody | None = None
 
 
 class SessionHistory(msgspec.Struct, kw_only=True, frozen=True):
@@ -52,21 +55,35 @@ class SessionsController(Controller):
 
     @get("/{session_id:str}", summary="Read a conversation's stored history")
     async def read(
-        self, session_id: FromPath[str], session_store: NamedDependency[SessionStore]
+        self,
+        session_id: FromPath[str],
+        session_store: NamedDependency[SessionStore],
+        tenant: NamedDependency[str],
     ) -> SessionHistory:
-        """404 for an unknown session: stores keep no empty histories, so empty means unknown."""
-        history = await session_store.load(_checked(session_id))
+        """404 for an unknown session: stores keep no empty histories, so empty means unknown.
+        Another tenant's session is unknown too: the id is looked up in the caller's namespace."""
+        history = await session_store.load(scoped_session_id(tenant, _checked(session_id)))
         if not history:
             raise RequestProblem(_NOT_FOUND, status_code=404, field="session_id")
         return SessionHistory(
             session_id=session_id,
-            messages=[SessionMessage(role=m.role.value, content=m.content) for m in history],
+            messages=[
+                SessionMessage(
+                    role=m.role.value,
+                    content=m.content,
+                    usage=None if m.usage is None else usage_body(m.usage),
+                )
+                for m in history
+            ],
         )
 
     @delete("/{session_id:str}", status_code=204, summary="Forget a conversation")
     async def forget(
-        self, session_id: FromPath[str], session_store: NamedDependency[SessionStore]
+        self,
+        session_id: FromPath[str],
+        session_store: NamedDependency[SessionStore],
+        tenant: NamedDependency[str],
     ) -> None:
         """204 once gone; 404 when there was nothing to delete, so typos are not silent."""
-        if not await session_store.delete(_checked(session_id)):
+        if not await session_store.delete(scoped_session_id(tenant, _checked(session_id))):
             raise RequestProblem(_NOT_FOUND, status_code=404, field="session_id")

@@ -10,20 +10,24 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
+import anyio
 import structlog
 
 from aura_agent.domain.errors import AuraError, ChatModelError, ProviderStreamError
 from aura_agent.domain.models import ChatEvent, RouteServed, StreamEnd, TextDelta, Usage
 from aura_agent.http.request_context import RequestRecord
 from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error
+from aura_agent.http.usage import encode_usage_event
 
 _log = structlog.get_logger("aura_agent.stream")
+# How long a cancelled upstream read may take to unwind (close its connection) after a client left.
+_UNWIND_SECONDS = 2.0
 _INTERNAL_ERROR = "the reply failed because of an internal error"
 
 
 async def _first_event(
     events: AsyncIterator[ChatEvent], keepalive_seconds: float
-) -> AsyncIterator[ChatEvent | None]:
+) -> AsyncGenerator[ChatEvent | None, None]:
     """Wait for the first event, yielding None every `keepalive_seconds` while it is pending.
 
     The wait runs in a task so a timer can fire; if the client leaves meanwhile the task is
@@ -39,6 +43,12 @@ async def _first_event(
     finally:
         if not pending.done():
             pending.cancel()
+            # Let the cancelled read leave `events` before anyone closes it (closing a running
+            # generator raises RuntimeError, which would turn a cancellation into an error event).
+            # Shielded: Litestar cancels the body through an anyio scope, which cancels every
+            # await made inside it again, this one included.
+            with anyio.move_on_after(_UNWIND_SECONDS, shield=True):
+                await asyncio.wait((pending,))
     with contextlib.suppress(StopAsyncIteration):
         yield pending.result()
 
@@ -47,8 +57,10 @@ def _record_error(record: RequestRecord, exc: AuraError) -> None:
     kind = type(exc).__name__
     record.outcome = f"error:{kind}"
     record.error = str(exc)
-    if isinstance(exc, ChatModelError) and exc.status is not None:
-        record.error = f"{exc} (upstream status {exc.status})"
+    if isinstance(exc, ChatModelError):
+        record.error_provider = exc.provider
+        if exc.status is not None:
+            record.error = f"{exc} (upstream status {exc.status})"
 
 
 def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
@@ -61,11 +73,12 @@ def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
         record.tokens_relayed += 1
         return encode_data(event.text)
     if type(event) is Usage:
-        record.prompt_tokens = event.prompt_tokens
-        record.completion_tokens = event.completion_tokens
+        record.note_usage(event)
         return None
     if type(event) is StreamEnd:
         record.outcome = "completed"
+        if record.include_usage and record.usage is not None:
+            return encode_usage_event(record.usage) + DONE
         return DONE
     if type(event) is RouteServed:
         record.route = event.route
@@ -87,9 +100,10 @@ async def sse_body(
     try:
         async with contextlib.aclosing(events):
             first: ChatEvent | None = None
-            async for first in _first_event(events, keepalive_seconds):
-                if first is None:
-                    yield KEEPALIVE
+            async with contextlib.aclosing(_first_event(events, keepalive_seconds)) as waiting:
+                async for first in waiting:
+                    if first is None:
+                        yield KEEPALIVE
             if first is None:
                 raise ProviderStreamError(
                     "the model returned nothing", provider=record.provider or "unknown"
