@@ -11,6 +11,7 @@ from litestar import Controller, Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp
 
 from aura_agent import __version__
 from aura_agent.config import Settings, load_settings
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if settings.serves_playground:
         # The page needs no key (the user types it in), so it sits outside the guard.
         public.append(PlaygroundController)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *public,
             authenticated,
@@ -125,7 +126,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             "tenant": Provide(provide_tenant, sync_to_thread=False),
             "limits": Provide(lambda: limits, sync_to_thread=False, use_cache=True),
         },
-        middleware=[RequestContextMiddleware, *metrics_middleware],
         exception_handlers={
             **EXCEPTION_HANDLERS,  # type: ignore[dict-item]
             LimitProblem: limit_problem_response,
@@ -148,3 +148,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         logging_config=None,  # logging is ours (structlog), see aura_agent.logging
         debug=False,
     )
+    # Litestar's `middleware=` wraps matched routes only: a 404 or 405 would get no request id,
+    # no log line and no metrics. Wrapped around the app's whole ASGI handler (the router inside
+    # its exception handling and CORS), they see every HTTP request and its final status.
+    handler: ASGIApp = app.asgi_handler
+    for middleware in reversed(metrics_middleware):
+        handler = middleware(handler)
+    app.asgi_handler = RequestContextMiddleware(handler)
+    return app

@@ -11,8 +11,10 @@ The SSE parsing lives here rather than in httpx-sse, which is only a development
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 # up on a silent model after UPSTREAM_IDLE_TIMEOUT; two minutes of silence means it is gone.
 READ_TIMEOUT_SECONDS = 120.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 HELP = "/new starts a new conversation, /quit or Ctrl-D exits, Ctrl-C stops a reply."
 
 
@@ -42,7 +45,7 @@ class SSEEvent:
 
 @dataclass(slots=True)
 class SSEParser:
-    """The WHATWG event-stream rules over already split lines (httpx splits \\n, \\r\\n, \\r).
+    """The WHATWG event-stream rules over already split lines (see `iter_lines`).
 
     Unlike `aura_agent.adapters.llm.sse.SSEDecoder`, which only needs upstream `data`, a client
     of our API must tell tokens from `event: done` and `event: error`, so this keeps the type.
@@ -71,6 +74,35 @@ class SSEParser:
         elif name == "event":
             self._event = value
         return None  # id, retry and unknown fields do not matter to this client
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a UTF-8 event stream arriving in `chunks`, without their line breaks.
+
+    SSE ends a line only at CRLF, LF or CR (a CRLF may straddle two chunks); httpx's
+    `iter_lines` also splits at U+2028, U+0085, form feeds and the like, which tokens may hold.
+    A last line without a line break is yielded too.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    partial = ""
+    after_cr = False
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if not text:
+            continue
+        if after_cr and text[0] == "\n":
+            text = text[1:]  # the LF of a CRLF split between two chunks
+        after_cr = text.endswith("\r")
+        pieces = _LINE_BREAK.split(text)
+        if len(pieces) == 1:
+            partial += text
+            continue
+        yield partial + pieces[0]
+        yield from pieces[1:-1]
+        partial = pieces[-1]
+    partial += decoder.decode(b"", final=True)
+    if partial:
+        yield partial
 
 
 def iter_events(lines: Iterable[str]) -> Iterator[SSEEvent]:
@@ -147,7 +179,7 @@ class ChatClient:
                     raise ChatError(describe_http_error(response))
                 streaming = True
                 self.session_id = response.headers.get("x-session-id", self.session_id)
-                for event in iter_events(response.iter_lines()):
+                for event in iter_events(iter_lines(response.iter_bytes())):
                     if event.event == "message":
                         on_token(event.data)
                     elif event.event == "done":

@@ -26,7 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(development_key_banner(settings), flush=True)
     import uvicorn
 
-    from aura_agent.server import BACKSTOP_SECONDS, run
+    from aura_agent.server import BACKSTOP_SECONDS, HeadLimitedProtocol, run
 
     config = uvicorn.Config(
         "aura_agent.app:create_app",
@@ -35,7 +35,9 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        # httptools has no limit on a request's head: this protocol answers 431 beyond it.
+        http=HeadLimitedProtocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -90,6 +90,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     max_message_chars: PositiveInt = 32_000
     max_tokens_limit: PositiveInt = 16_384
     max_body_bytes: PositiveInt = 262_144
+    max_header_bytes: PositiveInt = 32_768
     history_token_budget: PositiveInt = 6_000
 
     # Streaming and upstream timeouts, in seconds.

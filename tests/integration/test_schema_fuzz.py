@@ -74,17 +74,10 @@ def test_no_session_id_makes_the_app_fail(case: schemathesis.Case) -> None:
     case.call_and_validate(headers=AUTH, checks=[not_a_server_error, response_schema_conformance])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http/sessions_controller.py: GET/DELETE /sessions/{session_id} document only "
-    "Litestar's automatic 400 (application/json, ValidationException shape) and no 401/404/503, "
-    "while the handlers answer application/problem+json; their decorators need "
-    "`responses={...: ResponseSpec(Problem, media_type=PROBLEM_MEDIA_TYPE)}` like POST /chat",
-)
 @pytest.mark.parametrize("method", ["get", "delete"])
 def test_sessions_400_is_documented_as_a_problem(method: str) -> None:
     responses = schema.raw_schema["paths"]["/sessions/{session_id}"][method]["responses"]
-    for status in ("400", "401", "404"):
+    for status in ("400", "401", "404", "429", "503"):
         assert "application/problem+json" in responses[status]["content"], status
 
 

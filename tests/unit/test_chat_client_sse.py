@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aura_agent.chat_client import ChatClient, Reply, iter_events
+from aura_agent.chat_client import ChatClient, Reply, iter_events, iter_lines
 from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error
 
 _SSE_LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -153,12 +153,6 @@ def test_a_reply_cut_off_before_its_end_is_reported_as_cut() -> None:
     assert received == ["partial"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chat_client.py reads the stream with httpx `iter_lines()`, which splits like "
-    "str.splitlines (also on U+2028, U+2029, U+0085, VT, FF, FS/GS/RS); SSE splits only on CR, "
-    "LF and CRLF, so a token holding one of them loses its tail in `aura-agent chat`",
-)
 @pytest.mark.parametrize("separator", list(_OTHER_BREAKS), ids=lambda c: f"U+{ord(c):04X}")
 def test_tokens_with_other_unicode_line_separators_survive(separator: str) -> None:
     token = f"before{separator}after"
@@ -166,3 +160,10 @@ def test_tokens_with_other_unicode_line_separators_survive(separator: str) -> No
     received: list[str] = []
     assert client.send("hi", received.append) == Reply("done")
     assert received == [token]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+def test_lines_split_only_on_cr_lf_and_crlf_whatever_the_chunking(size: int) -> None:
+    raw = "a\r\nb\rc\nd\u2028e\x0cf\r\n\r\né€\r".encode() + b"tail"
+    chunks = [raw[i : i + size] for i in range(0, len(raw), size)]
+    assert list(iter_lines(chunks)) == ["a", "b", "c", "d\u2028e\x0cf", "", "é€", "tail"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 import msgspec
@@ -28,13 +29,15 @@ from litestar.types import Guard
 from aura_agent.application.chat_service import ChatService
 from aura_agent.config import Settings
 from aura_agent.domain.errors import AuraError, ChatModelError, StoreUnavailable
+from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
 from aura_agent.http.auth import ApiKeyGuard
 from aura_agent.http.bearer_auth import BearerOrApiKeyGuard
 from aura_agent.http.dto import SESSION_ID_PATTERN
-from aura_agent.http.limits import LimitProblem
+from aura_agent.http.limits import LimitProblem, Limits
 from aura_agent.http.openai_dto import (
     AssistantMessage,
     ChatCompletion,
+    ChatCompletionRequest,
     Choice,
     ErrorBody,
     ErrorDetail,
@@ -51,11 +54,14 @@ from aura_agent.http.openai_stream import (
     ChunkEncoder,
     chunk_stream,
     collect_completion,
+    cut_short_error,
+    final_error_frame,
     peek_first_event,
 )
 from aura_agent.http.problems import RequestProblem
 from aura_agent.http.request_context import get_record
 from aura_agent.http.sse_response import SSEResponse
+from aura_agent.http.stream_control import ActiveStream
 from aura_agent.http.tenancy import scoped_session_id, tenant_of
 
 SESSION_HEADER: Final = "x-session-id"
@@ -78,6 +84,10 @@ def _session_id(request: Request[Any, Any, Any]) -> str | None:
             code="invalid_value",
         )
     return session_id
+
+
+def _session_header(session_id: str | None) -> dict[str, str]:
+    return {"X-Session-Id": session_id} if session_id is not None else {}
 
 
 def _model_object(settings: Settings, name: str) -> ModelObject:
@@ -121,8 +131,11 @@ class OpenAIController(Controller):
         request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
         chat_service: NamedDependency[ChatService],
+        tenant: NamedDependency[str],
+        limits: NamedDependency[Limits],
     ) -> ASGIResponse:
-        """Validate, prepare the turn (store errors are still statuses), then answer."""
+        """Validate, admit the stream (caps as for `/chat`), prepare the turn (store errors are
+        still statuses), then answer; the stream's slots are held until the answer is over."""
         body = decode_completion_request(await request.body())
         messages, options = validate_completion(body, settings)
         session_id = _session_id(request)
@@ -131,33 +144,100 @@ class OpenAIController(Controller):
         record.route = record.requested_route = route.name
         record.provider = route.provider
         record.session_id = session_id
+        active = await limits.open_stream(tenant, record)
+        active.final_error = final_error_frame
+        if not body.stream:
+            try:
+                return await self._complete(request, body, messages, options, chat_service, active)
+            finally:
+                await active.close()
+        try:
+            return await self._stream(
+                request, body, messages, options, settings, chat_service, active
+            )
+        except BaseException:
+            await active.close()
+            raise
+
+    async def _turn(
+        self,
+        request: Request[Any, Any, Any],
+        messages: list[Message],
+        options: GenerationOptions,
+        chat_service: ChatService,
+    ) -> AsyncGenerator[ChatEvent, None]:
+        session_id = get_record(request.scope).session_id
         if session_id is None:
             turn = chat_service.prepare_stateless(messages, options)
         else:
             scoped = scoped_session_id(tenant_of(request.scope), session_id)
             turn = await chat_service.prepare(scoped, last_user_text(messages), options)
-        events = chat_service.stream_reply(turn)
+        return chat_service.stream_reply(turn)
+
+    async def _complete(
+        self,
+        request: Request[Any, Any, Any],
+        body: ChatCompletionRequest,
+        messages: list[Message],
+        options: GenerationOptions,
+        chat_service: ChatService,
+        active: ActiveStream,
+    ) -> ASGIResponse:
+        """A non-streamed completion: the whole turn runs under the stream's timer."""
+        record = active.record
+        created = int(time.time())
+        timer = active.time_limit()
+        try:
+            async with timer:
+                active.started(timer)
+                events = await self._turn(request, messages, options, chat_service)
+                reply = await collect_completion(events, record)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            message = (
+                active.stop_message or f"the reply took longer than {active.total_timeout:g} s"
+            )
+            shutdown = active.stop_message is not None
+            record.outcome = "error:shutdown" if shutdown else "error:total_timeout"
+            record.error = message
+            raise cut_short_error(message, shutdown) from None
+        finally:
+            active.finished()
+        completion = ChatCompletion(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=created,
+            model=body.model,
+            choices=[
+                Choice(
+                    message=AssistantMessage(content=reply.text),
+                    finish_reason=reply.finish_reason,
+                )
+            ],
+            usage=None if reply.usage is None else completion_usage(reply.usage),
+        )
+        return ASGIResponse(
+            body=_encode(completion),
+            media_type="application/json",
+            headers=_session_header(record.session_id),
+        )
+
+    async def _stream(
+        self,
+        request: Request[Any, Any, Any],
+        body: ChatCompletionRequest,
+        messages: list[Message],
+        options: GenerationOptions,
+        settings: Settings,
+        chat_service: ChatService,
+        active: ActiveStream,
+    ) -> ASGIResponse:
+        """A streamed completion: `SSEResponse` runs the body under the stream's timer."""
+        record = active.record
+        events = await self._turn(request, messages, options, chat_service)
+        first = await peek_first_event(events, record, settings.keepalive_seconds)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
-        headers = {"X-Session-Id": session_id} if session_id is not None else {}
-        if not body.stream:
-            reply = await collect_completion(events, record)
-            completion = ChatCompletion(
-                id=completion_id,
-                created=created,
-                model=body.model,
-                choices=[
-                    Choice(
-                        message=AssistantMessage(content=reply.text),
-                        finish_reason=reply.finish_reason,
-                    )
-                ],
-                usage=None if reply.usage is None else completion_usage(reply.usage),
-            )
-            return ASGIResponse(
-                body=_encode(completion), media_type="application/json", headers=headers
-            )
-        first = await peek_first_event(events, record, settings.keepalive_seconds)
         encoder = ChunkEncoder(completion_id, created, body.model, include_usage=body.include_usage)
         stream = chunk_stream(
             events,
@@ -167,7 +247,7 @@ class OpenAIController(Controller):
             keepalive_seconds=settings.keepalive_seconds,
             include_usage=body.include_usage,
         )
-        return SSEResponse(stream, headers=headers)
+        return SSEResponse(stream, headers=_session_header(record.session_id), stream=active)
 
 
 # -- errors in OpenAI's shape ------------------------------------------------------------------

@@ -22,7 +22,13 @@ import structlog
 
 from aura_agent.domain.errors import AuraError, ChatModelError, ProviderStreamError
 from aura_agent.domain.models import ChatEvent, RouteServed, StreamEnd, TextDelta, Usage
-from aura_agent.http.openai_dto import ErrorBody, ErrorDetail, completion_usage, error_for
+from aura_agent.http.openai_dto import (
+    ErrorBody,
+    ErrorDetail,
+    OpenAIError,
+    completion_usage,
+    error_for,
+)
 from aura_agent.http.request_context import RequestRecord
 from aura_agent.http.sse import KEEPALIVE
 
@@ -88,6 +94,25 @@ class ChunkEncoder:
 def error_frame(error: ErrorDetail) -> bytes:
     """The event that ends a failed stream: OpenAI's error object as the data."""
     return b"data: " + _encode(ErrorBody(error=error)) + b"\n\n"
+
+
+def final_error_frame(message: str, shutdown: bool) -> bytes:
+    """The error that ends a stream cut by UPSTREAM_TOTAL_TIMEOUT or by the shutdown drain."""
+    code = "service_unavailable" if shutdown else "timeout"
+    return error_frame(ErrorDetail(message=message, type="server_error", code=code))
+
+
+def cut_short_error(message: str, shutdown: bool) -> OpenAIError:
+    """The same, as the HTTP error of a non-streamed completion (503 at shutdown, else 504)."""
+    if shutdown:
+        return OpenAIError(
+            message,
+            status_code=503,
+            type="server_error",
+            code="service_unavailable",
+            headers={"Retry-After": "1"},
+        )
+    return OpenAIError(message, status_code=504, type="server_error", code="timeout")
 
 
 def note_route(record: RequestRecord, event: RouteServed) -> None:

@@ -11,11 +11,12 @@ import re
 import msgspec
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 
 from aura_agent.domain.ports import SessionStore
 from aura_agent.http.dto import SESSION_ID_PATTERN
-from aura_agent.http.problems import RequestProblem
+from aura_agent.http.problems import PROBLEM_MEDIA_TYPE, Problem, RequestProblem
 from aura_agent.http.tenancy import scoped_session_id
 from aura_agent.http.usage import UsageBody, usage_body
 
@@ -38,6 +39,25 @@ class SessionHistory(msgspec.Struct, kw_only=True, frozen=True):
     messages: list[SessionMessage]
 
 
+def _problems(not_found: str) -> dict[int, ResponseSpec]:
+    """The problem details both routes answer, documented as `POST /chat` documents its own."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            generate_examples=False,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=description,
+        )
+        for status, description in (
+            (400, "The session_id is not 1 to 128 characters of A-Z, a-z, 0-9, '_' or '-'"),
+            (401, "The x-api-key header is missing or wrong"),
+            (404, not_found),
+            (429, "This key is over its rate limit; retry after Retry-After"),
+            (503, "The session store is unavailable; retry after Retry-After seconds"),
+        )
+    }
+
+
 def _checked(session_id: str) -> str:
     """The same rule as `POST /chat`, so an id is accepted here exactly when it could exist."""
     if _SESSION_ID.fullmatch(session_id) is None:
@@ -53,7 +73,11 @@ class SessionsController(Controller):
 
     path = "/sessions"
 
-    @get("/{session_id:str}", summary="Read a conversation's stored history")
+    @get(
+        "/{session_id:str}",
+        summary="Read a conversation's stored history",
+        responses=_problems("No conversation is stored for this session_id (for this key)"),
+    )
     async def read(
         self,
         session_id: FromPath[str],
@@ -77,7 +101,12 @@ class SessionsController(Controller):
             ],
         )
 
-    @delete("/{session_id:str}", status_code=204, summary="Forget a conversation")
+    @delete(
+        "/{session_id:str}",
+        status_code=204,
+        summary="Forget a conversation",
+        responses=_problems("There was no conversation to delete for this session_id"),
+    )
     async def forget(
         self,
         session_id: FromPath[str],

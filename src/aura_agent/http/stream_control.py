@@ -28,6 +28,12 @@ _DRAIN_POLL_SECONDS: Final = 0.05
 _log = structlog.get_logger("aura_agent.streams")
 
 Release = Callable[[], Awaitable[None]]
+FinalError = Callable[[str, bool], bytes]
+"""Encodes the event that ends a cut stream: (message safe to show, whether it is the shutdown)."""
+
+
+def _sse_error(message: str, _shutdown: bool) -> bytes:
+    return encode_error(message)
 
 
 class ActiveStream:
@@ -39,6 +45,7 @@ class ActiveStream:
         "_registry",
         "_releases",
         "_timer",
+        "final_error",
         "record",
         "stop_message",
     )
@@ -46,6 +53,8 @@ class ActiveStream:
     def __init__(self, registry: StreamRegistry, record: RequestRecord) -> None:
         self._registry = registry
         self.record = record
+        self.final_error: FinalError = _sse_error
+        """`event: error` for `/chat`; the OpenAI API writes its own error object instead."""
         self._releases: list[Release] = []
         self._timer: asyncio.Timeout | None = None
         self._closed = False
@@ -75,7 +84,8 @@ class ActiveStream:
         self._timer = None
 
     def stop(self, message: str) -> None:
-        """End the stream with `event: error` carrying `message` (safe to show)."""
+        """End the stream with its final error (`event: error`) carrying `message` (safe to
+        show)."""
         if self.stop_message is None:
             self.stop_message = message
         self._expire()
@@ -98,7 +108,7 @@ class ActiveStream:
         message = self.stop_message or f"the reply took longer than {self.total_timeout:g} s"
         record.outcome = "error:shutdown" if self.stop_message else "error:total_timeout"
         record.error = message
-        return (unsent or b"") + encode_error(message)
+        return (unsent or b"") + self.final_error(message, self.stop_message is not None)
 
     async def close(self) -> None:
         """Leave the registry and run the releases, once; a cancelled caller cannot skip them."""
