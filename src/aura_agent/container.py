@@ -8,6 +8,7 @@ at startup and closed at shutdown, because streamed bodies outlive any per-reque
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -44,7 +45,13 @@ async def _http_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     if settings.upstream_transport == "aiohttp":
         transport = AiohttpTransport(limits=limits)
     client = httpx.AsyncClient(
-        timeout=timeout, limits=limits, transport=transport, follow_redirects=False
+        timeout=timeout,
+        limits=limits,
+        transport=transport,
+        follow_redirects=False,
+        # Provider cookies (a CDN's bot-management cookie, say) must not ride from one caller's
+        # request to the next: the client is shared by every tenant.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
     try:
         yield client

@@ -88,6 +88,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 # not True: aiohttp would then re-read ~/.netrc and the proxy variables on every
                 # request; deployments behind an egress proxy use UPSTREAM_TRANSPORT=httpx
                 trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # shared by every tenant: keep no cookies
                 auto_decompress=False,  # httpx decodes by Content-Encoding, as usual
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
             )
