@@ -52,7 +52,10 @@ class ApiKeyGuard:
             get_record(connection.scope).tenant = tenant
         return tenant
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
+        """Async although it never awaits: Litestar runs a sync guard in a worker thread."""
         presented = connection.headers.get(API_KEY_HEADER)
         if self.authenticate(connection, presented) is None:
             raise NotAuthorizedException(

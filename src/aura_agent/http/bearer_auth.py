@@ -32,7 +32,9 @@ class BearerOrApiKeyGuard:
     def __init__(self, keys: ApiKeyGuard) -> None:
         self._keys = keys
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
         presented = presented_key(connection)
         # `authenticate` logs a failure, and on success puts the key's tenant on the request.
         if self._keys.authenticate(connection, presented) is None:

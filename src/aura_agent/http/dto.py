@@ -139,7 +139,9 @@ def validate_chat(request: ChatRequest, settings: Settings) -> GenerationOptions
 _MEDIA_TYPE_SHOWN: Final = 80
 
 
-def require_json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def require_json_body(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """A guard for `POST /chat`: the body is JSON, so a stated content type must say so.
 
     `application/json` and `application/*+json` (any parameters) pass, and so does a request

@@ -191,7 +191,9 @@ class _ScraperGuard:
     def __init__(self, api_key: str) -> None:
         self._key = ApiKeyGuard(api_key)
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
         if not self._key.is_valid(presented_key(connection)):
             raise NotAuthorizedException(detail="missing or wrong metrics key (METRICS_API_KEY)")
 
