@@ -5,7 +5,6 @@ The behaviour every adapter shares is in test_chat_model_contract.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -41,9 +40,9 @@ from aura_agent.testing.anthropic_mock import (
     anthropic_sse_events,
     anthropic_usage,
 )
+from tests.adapter_helpers import NO_OPTIONS, stream_events, stream_until_error, texts
 
 API_KEY = "sk-ant-api03-unit0123456789abcdefABCDEF"
-NO_OPTIONS = GenerationOptions()
 CONVERSATION = [
     Message(role=Role.SYSTEM, content="You are Aura."),
     Message(role=Role.USER, content="Hi"),
@@ -51,12 +50,6 @@ CONVERSATION = [
     Message(role=Role.SYSTEM, content="Answer in French."),
     Message(role=Role.USER, content="How are you?"),
 ]
-
-
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-        yield client
 
 
 @pytest.fixture
@@ -87,23 +80,11 @@ async def collect(
     messages: list[Message] = CONVERSATION,
     options: GenerationOptions = NO_OPTIONS,
 ) -> list[ChatEvent]:
-    return [event async for event in model.stream(messages, options)]
+    return await stream_events(model, messages, options)
 
 
 async def collect_until_error(model: AnthropicChatModel) -> tuple[list[ChatEvent], ChatModelError]:
-    events: list[ChatEvent] = []
-
-    async def consume() -> None:
-        async for event in model.stream(CONVERSATION, NO_OPTIONS):
-            events.append(event)
-
-    with pytest.raises(ChatModelError) as info:
-        await consume()
-    return events, info.value
-
-
-def texts(events: list[ChatEvent]) -> list[str]:
-    return [e.text for e in events if isinstance(e, TextDelta)]
+    return await stream_until_error(model, CONVERSATION)
 
 
 def event(payload: dict[str, Any]) -> bytes:

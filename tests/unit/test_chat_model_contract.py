@@ -9,7 +9,7 @@ tests that need no upstream. Vendor quirks live in the per-adapter test modules.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,7 +34,6 @@ from aura_agent.domain.errors import (
 )
 from aura_agent.domain.models import (
     ChatEvent,
-    GenerationOptions,
     Message,
     Role,
     StreamEnd,
@@ -45,12 +44,12 @@ from aura_agent.domain.ports import ChatModel
 from aura_agent.testing.anthropic_mock import AnthropicMock
 from aura_agent.testing.openrouter_mock import OpenAIMock, OpenRouterMock
 from aura_agent.testing.sse_mock import ScriptedByteStream
+from tests.adapter_helpers import NO_OPTIONS, stream_events, stream_until_error
 
 MESSAGES = [
     Message(role=Role.SYSTEM, content="Be brief."),
     Message(role=Role.USER, content="Hi there"),
 ]
-NO_OPTIONS = GenerationOptions()
 TOKENS = ["Hel", "lo", ", wor", "ld ✨", "\nbye"]
 
 
@@ -85,24 +84,23 @@ def _settings(**overrides: Any) -> dict[str, Any]:
     return settings
 
 
-class OpenRouterHarness:
-    provider = "openrouter"
-    api_key = "sk-or-v1-contract0123456789abcdef0123456789"
+class MockedHarness:
+    """What every pytest-httpx harness does alike; subclasses name the adapter, mock and format."""
 
-    def __init__(self, httpx_mock: HTTPXMock) -> None:
-        self.mock = OpenRouterMock(httpx_mock)
+    provider: str
+    api_key: str
+    adapter: Callable[..., ChatModel]
+    default_model: str
+    mock: OpenRouterMock | AnthropicMock
 
     def model(self, client: httpx.AsyncClient, **overrides: Any) -> ChatModel:
-        return OpenRouterChatModel(
+        return self.adapter(
             client=client,
             api_key=self.api_key,
             url=self.mock.url,
-            default_model="deepseek/deepseek-chat",
+            default_model=self.default_model,
             **_settings(**overrides),
         )
-
-    def add_stream(self, tokens: list[str], *, delay: float = 0.0) -> ScriptedByteStream:
-        return self.mock.add_stream(tokens, usage=self.mock.usage(12, len(tokens)), delay=delay)
 
     def expected_usage(self, tokens: list[str]) -> Usage:
         return Usage(prompt_tokens=12, completion_tokens=len(tokens), total_tokens=12 + len(tokens))
@@ -112,6 +110,29 @@ class OpenRouterHarness:
 
     def add_overloaded(self, message: str) -> None:
         self.mock.add_http_error(529, message)
+
+    def add_truncated(self, tokens: list[str]) -> None:
+        self.mock.add_truncated_stream(tokens)
+
+    def add_timeout(self) -> None:
+        self.mock.add_timeout("read")
+
+    def add_connect_error(self) -> None:
+        self.mock.add_connect_error()
+
+
+class OpenRouterHarness(MockedHarness):
+    provider = "openrouter"
+    api_key = "sk-or-v1-contract0123456789abcdef0123456789"
+    adapter = OpenRouterChatModel
+    default_model = "deepseek/deepseek-chat"
+    mock: OpenRouterMock
+
+    def __init__(self, httpx_mock: HTTPXMock) -> None:
+        self.mock = OpenRouterMock(httpx_mock)
+
+    def add_stream(self, tokens: list[str], *, delay: float = 0.0) -> ScriptedByteStream:
+        return self.mock.add_stream(tokens, usage=self.mock.usage(12, len(tokens)), delay=delay)
 
     def context_too_long_message(self) -> str:
         return "This endpoint's maximum context length is 8192 tokens"
@@ -119,74 +140,40 @@ class OpenRouterHarness:
     def add_in_band_error(self, message: str, *, tokens: list[str]) -> None:
         self.mock.add_in_band_error(message, code="server_error", tokens=tokens)
 
-    def add_truncated(self, tokens: list[str]) -> None:
-        self.mock.add_truncated_stream(tokens)
-
     def add_stalled(self) -> ScriptedByteStream:
         return self.mock.add_stalled_stream(comment_every=0.02)
-
-    def add_timeout(self) -> None:
-        self.mock.add_timeout("read")
-
-    def add_connect_error(self) -> None:
-        self.mock.add_connect_error()
 
 
 class OpenAIHarness(OpenRouterHarness):
     provider = "openai"
     api_key = "sk-proj-contractABCDEFGHIJKLMNOPQRSTUV0123456789"
+    adapter = OpenAICompatibleChatModel
+    default_model = "gpt-4o-mini"
 
     def __init__(self, httpx_mock: HTTPXMock) -> None:
         self.mock = OpenAIMock(httpx_mock)
 
-    def model(self, client: httpx.AsyncClient, **overrides: Any) -> ChatModel:
-        return OpenAICompatibleChatModel(
-            client=client,
-            api_key=self.api_key,
-            url=self.mock.url,
-            default_model="gpt-4o-mini",
-            **_settings(**overrides),
-        )
-
     def context_too_long_message(self) -> str:
         return "This model's maximum context length is 128000 tokens. However, you requested 130000"
-
-    def add_in_band_error(self, message: str, *, tokens: list[str]) -> None:
-        self.mock.add_in_band_error(message, code="server_error", tokens=tokens)
 
     def add_stalled(self) -> ScriptedByteStream:
         # OpenAI sends no comments; a model that never starts is pure silence on a live socket.
         return self.mock.add_sse([30.0])
 
 
-class AnthropicHarness:
+class AnthropicHarness(MockedHarness):
     provider = "anthropic"
     api_key = "sk-ant-api03-contract0123456789abcdefABCDEF-xyz"
+    adapter = AnthropicChatModel
+    default_model = "claude-3-5-haiku-latest"
+    mock: AnthropicMock
 
     def __init__(self, httpx_mock: HTTPXMock) -> None:
         self.mock = AnthropicMock(httpx_mock)
 
-    def model(self, client: httpx.AsyncClient, **overrides: Any) -> ChatModel:
-        return AnthropicChatModel(
-            client=client,
-            api_key=self.api_key,
-            url=self.mock.url,
-            default_model="claude-3-5-haiku-latest",
-            **_settings(**overrides),
-        )
-
     def add_stream(self, tokens: list[str], *, delay: float = 0.0) -> ScriptedByteStream:
         usage = {"input_tokens": 12, "output_tokens": len(tokens)}
         return self.mock.add_stream(tokens, usage=usage, delay=delay)
-
-    def expected_usage(self, tokens: list[str]) -> Usage:
-        return Usage(prompt_tokens=12, completion_tokens=len(tokens), total_tokens=12 + len(tokens))
-
-    def add_http_error(self, status: int, message: str, *, retry_after: str | None = None) -> None:
-        self.mock.add_http_error(status, message, retry_after=retry_after)
-
-    def add_overloaded(self, message: str) -> None:
-        self.mock.add_http_error(529, message)
 
     def context_too_long_message(self) -> str:
         return "prompt is too long: 210000 tokens > 200000 maximum"
@@ -194,17 +181,8 @@ class AnthropicHarness:
     def add_in_band_error(self, message: str, *, tokens: list[str]) -> None:
         self.mock.add_error_event("api_error", message, tokens=tokens)
 
-    def add_truncated(self, tokens: list[str]) -> None:
-        self.mock.add_truncated_stream(tokens)
-
     def add_stalled(self) -> ScriptedByteStream:
         return self.mock.add_stalled_stream(ping_every=0.02)
-
-    def add_timeout(self) -> None:
-        self.mock.add_timeout("read")
-
-    def add_connect_error(self) -> None:
-        self.mock.add_connect_error()
 
 
 HARNESSES: dict[str, Callable[[HTTPXMock], Harness]] = {
@@ -212,12 +190,6 @@ HARNESSES: dict[str, Callable[[HTTPXMock], Harness]] = {
     "openai": OpenAIHarness,
     "anthropic": AnthropicHarness,
 }
-
-
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-        yield client
 
 
 @pytest.fixture(params=sorted(HARNESSES))
@@ -231,19 +203,11 @@ def model(vendor: Harness, http_client: httpx.AsyncClient) -> ChatModel:
 
 
 async def collect(model: ChatModel) -> list[ChatEvent]:
-    return [event async for event in model.stream(MESSAGES, NO_OPTIONS)]
+    return await stream_events(model, MESSAGES)
 
 
 async def collect_until_error(model: ChatModel) -> tuple[list[ChatEvent], ChatModelError]:
-    events: list[ChatEvent] = []
-
-    async def consume() -> None:
-        async for event in model.stream(MESSAGES, NO_OPTIONS):
-            events.append(event)
-
-    with pytest.raises(ChatModelError) as info:
-        await consume()
-    return events, info.value
+    return await stream_until_error(model, MESSAGES)
 
 
 def text_of(events: list[ChatEvent]) -> str:

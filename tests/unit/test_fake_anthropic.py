@@ -24,13 +24,6 @@ async def fake() -> AsyncIterator[FakeAnthropic]:
         yield server
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    # trust_env=False: never route loopback traffic through a proxy from the environment.
-    async with httpx.AsyncClient(trust_env=False, timeout=5.0) as http_client:
-        yield http_client
-
-
 def body(text: str = "hello big world", *, stream: bool = True) -> dict[str, Any]:
     return {
         "model": "claude-test",

@@ -22,13 +22,6 @@ async def fake() -> AsyncIterator[FakeOpenRouter]:
         yield server
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    # trust_env=False: never route loopback traffic through a proxy from the environment.
-    async with httpx.AsyncClient(trust_env=False, timeout=5.0) as http_client:
-        yield http_client
-
-
 def chat_body(text: str = "hello big world", *, stream: bool = True) -> dict[str, Any]:
     return {
         "model": "test/model",

@@ -5,7 +5,6 @@ The behaviour every adapter shares is in test_chat_model_contract.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -32,17 +31,11 @@ from aura_agent.domain.models import (
 )
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, Script
 from aura_agent.testing.openrouter_mock import OPENAI_URL, OpenAIMock, openai_usage, sse_event
+from tests.adapter_helpers import NO_OPTIONS, stream_events
 
 API_KEY = "sk-proj-unit0123456789abcdefABCDEF"
 MESSAGES = [Message(role=Role.SYSTEM, content="Be brief."), Message(role=Role.USER, content="Hi")]
-NO_OPTIONS = GenerationOptions()
 OLLAMA_URL = "http://localhost:11434/v1/chat/completions"
-
-
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-        yield client
 
 
 @pytest.fixture
@@ -72,7 +65,7 @@ def model(http_client: httpx.AsyncClient) -> OpenAICompatibleChatModel:
 async def collect(
     model: OpenAICompatibleChatModel, options: GenerationOptions = NO_OPTIONS
 ) -> list[ChatEvent]:
-    return [event async for event in model.stream(MESSAGES, options)]
+    return await stream_events(model, MESSAGES, options)
 
 
 async def failure(model: OpenAICompatibleChatModel) -> ChatModelError:

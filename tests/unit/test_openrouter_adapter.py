@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -42,18 +41,12 @@ from aura_agent.testing.openrouter_mock import (
     openrouter_usage,
     sse_event,
 )
+from tests.adapter_helpers import NO_OPTIONS, stream_events, stream_until_error, texts
 
 pytest_plugins = ["aura_agent.testing.pytest_plugin"]
 
 API_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
 MESSAGES = [Message(role=Role.SYSTEM, content="Be brief."), Message(role=Role.USER, content="Hi")]
-NO_OPTIONS = GenerationOptions()
-
-
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-        yield client
 
 
 def make_model(client: httpx.AsyncClient, **overrides: Any) -> OpenRouterChatModel:
@@ -78,26 +71,14 @@ def model(http_client: httpx.AsyncClient) -> OpenRouterChatModel:
 async def collect(
     model: OpenRouterChatModel, options: GenerationOptions = NO_OPTIONS
 ) -> list[ChatEvent]:
-    return [event async for event in model.stream(MESSAGES, options)]
+    return await stream_events(model, MESSAGES, options)
 
 
 async def collect_until_error(
     model: OpenRouterChatModel,
 ) -> tuple[list[ChatEvent], ChatModelError]:
     """The events yielded before the stream failed, and the failure."""
-    events: list[ChatEvent] = []
-
-    async def consume() -> None:
-        async for event in model.stream(MESSAGES, NO_OPTIONS):
-            events.append(event)
-
-    with pytest.raises(ChatModelError) as info:
-        await consume()
-    return events, info.value
-
-
-def texts(events: list[ChatEvent]) -> list[str]:
-    return [e.text for e in events if isinstance(e, TextDelta)]
+    return await stream_until_error(model, MESSAGES)
 
 
 # -- healthy streams ------------------------------------------------------------------------------
