@@ -30,14 +30,13 @@ from aura_agent.adapters.session_store.redis import (
 from aura_agent.domain.errors import SessionStoreError, StoreUnavailable
 from aura_agent.domain.models import Message, Role
 from tests.redis_helpers import (
-    DEFAULT_PORT,
     HOST,
     LocalRedisServer,
     free_port,
-    is_redis_listening,
     redis_server_binary,
 )
 from tests.session_store_contract import SessionStoreContract, assistant, turn, user
+from tests.shared_redis import shared_redis_url
 
 TTL = 3_600
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -59,17 +58,8 @@ def workdir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def redis_url(workdir: Path) -> Iterator[str]:
     """The shared Redis on 6379, or a private one when none listens there."""
-    if is_redis_listening(DEFAULT_PORT):
-        yield f"redis://{HOST}:{DEFAULT_PORT}/0"
-        return
-    if redis_server_binary() is None:
-        pytest.skip("no Redis answers on 127.0.0.1:6379 and redis-server is not installed")
-    server = LocalRedisServer(workdir)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with shared_redis_url(workdir) as url:
+        yield url
 
 
 @pytest.fixture
