@@ -134,3 +134,34 @@ async def test_closing_a_stream_early_hangs_up_on_the_server(serve) -> None:  # 
             async for _ in r.aiter_bytes():
                 break
         await asyncio.wait_for(raw.closed_by_client.wait(), 2)
+
+
+async def test_a_body_read_to_its_end_gives_the_connection_back() -> None:
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                await _read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat"
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=10))
+    try:
+        for _ in range(3):  # read the transport's own stream, as the adapters do
+            request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": {}})
+            response = await transport.handle_async_request(request)
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            assert b"".join([part async for part in stream]) == b"hello"
+            await response.aclose()
+    finally:
+        await transport.aclose()
+        server.close()
+    assert connections == 1

@@ -5,16 +5,21 @@ connection (with several socket probes each) on every request and every release,
 the largest cost of the whole gateway under 50+ concurrent streams. aiohttp's pool is O(1) per
 request. Exceptions are mapped to httpx's, so the adapters' error handling is the same with
 either transport.
+
+Per request it does as little as it can: parsed URLs and timeout objects are cached (a gateway
+talks to a handful of endpoints with one timeout policy), headers are decoded in one pass, and
+the body is read with one `readany()` per network read, with no generator in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from functools import lru_cache
 
 import aiohttp
 import httpx
+import yarl
 
 __all__ = ["AiohttpTransport"]
 
@@ -45,19 +50,47 @@ def _mapped(exc: BaseException, request: httpx.Request, *, connecting: bool) -> 
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
+@lru_cache(maxsize=64)
+def _url(text: str) -> yarl.URL:
+    """The parsed URL; bounded, since URLs come from the routes (and the odd probe)."""
+    try:
+        return yarl.URL(text)
+    except ValueError as exc:  # as aiohttp itself reports a URL it cannot parse
+        raise aiohttp.InvalidUrlClientError(text) from exc
+
+
+@lru_cache(maxsize=16)
+def _timeout(
+    pool: float | None, connect: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for httpx's; there is normally one policy (plus the probe's)."""
+    return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
+
+
 class _ResponseStream(httpx.AsyncByteStream):
-    """The body as it arrives; closing it early closes the connection (no reuse mid-body)."""
+    """The body as it arrives; closing it early closes the connection (no reuse mid-body).
+
+    Its own async iterator (not a generator over `iter_any()`): each chunk costs one `readany()`.
+    """
 
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
+        self._content = response.content
         self._request = request
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> _ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            chunk = await self._content.readany()
+        except aiohttp.EofStream:
+            raise StopAsyncIteration from None
         except _FAILURES as exc:
             raise _mapped(exc, self._request, connecting=False) from exc
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
     async def aclose(self) -> None:
         if self._response.content.at_eof():
@@ -97,17 +130,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request`; the body streams from the returned response."""
         timeouts = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeouts.get("pool"),
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
+        timeout = _timeout(timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read"))
+        headers = request.headers
+        encoding = headers.encoding  # as `multi_items()` decodes, without its per-item lookups
         try:
             response = await self._session_now().request(
                 request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
+                _url(str(request.url)),
+                headers=[
+                    (key.decode(encoding), value.decode(encoding)) for key, value in headers.raw
+                ],
                 data=request.content or None,
                 allow_redirects=False,
                 timeout=timeout,

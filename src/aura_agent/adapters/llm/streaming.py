@@ -5,10 +5,10 @@ domain error; a subclass says how to build the request (`_request_body`) and how
 `data:` payload (`_new_parser`). Two guarantees live here so that no vendor adapter can get them
 wrong:
 
-* Cancellation: the request lives inside `client.stream(...)` (entered on an `AsyncExitStack`,
-  so a subclass may replace a rejected request), and the generator's `yield`s happen inside it;
-  closing or cancelling the generator closes the upstream connection at once, and providers
-  stop billing.
+* Cancellation: each response's `aclose` is pushed on an `AsyncExitStack` the moment it arrives
+  (so a subclass may replace a rejected request), and the generator's `yield`s happen inside
+  the stack; closing or cancelling the generator closes the upstream connection at once, and
+  providers stop billing. The request itself skips httpx's client layers (`upstream_http`).
 * The first-token deadline: the httpx read timeout is the longest silence allowed between
   chunks, which cannot catch a model that never starts while keep-alives (OpenRouter comments,
   Anthropic pings) keep the connection busy. So each request has one `asyncio.timeout` scope
@@ -27,6 +27,7 @@ import httpx
 
 from aura_agent.adapters.llm.errors import ErrorMapper, read_bounded
 from aura_agent.adapters.llm.sse import SSEDecoder, SSEError
+from aura_agent.adapters.llm.upstream_http import USER_AGENT, UpstreamEndpoint, body_chunks
 from aura_agent.domain.errors import ChatModelError
 from aura_agent.domain.models import (
     ChatEvent,
@@ -68,15 +69,14 @@ class SSEChatModel:
         check_timeout: float = 5.0,
     ) -> None:
         self._client = client
-        self._url = url
-        self._headers = dict(headers)  # built once; httpx copies them into each request
+        self._endpoint = UpstreamEndpoint(client, url, headers)  # URL and headers prepared once
         self._errors = errors
         self._default_model = default_model
         self._default_temperature = default_temperature
         self._default_max_tokens = default_max_tokens
         self._first_token_timeout = first_token_timeout
         self._probe_url = probe_url
-        self._probe_headers = dict(probe_headers)
+        self._probe_headers = {"User-Agent": USER_AGENT, **probe_headers}
         self._check_timeout = check_timeout
 
     @property
@@ -109,8 +109,10 @@ class SSEChatModel:
 
     async def _post(self, stack: AsyncExitStack, body: bytes) -> httpx.Response:
         """Start the POST; the response is closed when `stack` exits."""
-        request = self._client.stream("POST", self._url, content=body, headers=self._headers)
-        return await stack.enter_async_context(request)
+        resp = await self._endpoint.post(body)
+        # registered before any other `await`, so no cancellation can leave it open
+        stack.push_async_callback(resp.aclose)
+        return resp
 
     async def _accept(self, resp: httpx.Response) -> None:
         """Raise the domain error for a response that is not an event stream."""
@@ -141,7 +143,7 @@ class SSEChatModel:
         try:
             async with first_token, AsyncExitStack() as stack:
                 resp = await self._open(stack, messages, options)
-                chunks = resp.aiter_bytes()
+                chunks = body_chunks(resp)
                 eof = False
                 while not (eof or ended):
                     try:
