@@ -14,12 +14,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 
 from aura_agent import __version__
+from aura_agent.application.chat_service import ChatService
 from aura_agent.config import Settings, load_settings
 from aura_agent.container import Container
 from aura_agent.domain.ports import RateLimiter
 from aura_agent.http.auth import API_KEY_HEADER, ApiKeyGuard
 from aura_agent.http.container_plugin import ContainerPlugin
 from aura_agent.http.controllers import ChatController, HealthController
+from aura_agent.http.guards import all_of
 from aura_agent.http.limits import LimitProblem, Limits, limit_problem_response
 from aura_agent.http.metrics import metrics_parts
 from aura_agent.http.openai_api import openai_router
@@ -28,6 +30,7 @@ from aura_agent.http.problems import EXCEPTION_HANDLERS
 from aura_agent.http.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from aura_agent.http.sessions_controller import SessionsController
 from aura_agent.http.stream_control import StreamRegistry
+from aura_agent.http.stream_deps import STREAMING_DEPENDENCY, provide_streaming_deps
 from aura_agent.http.tenancy import provide_tenant
 from aura_agent.logging import configure_logging
 
@@ -104,10 +107,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         container.settings.override(settings)
     api_keys = ApiKeyGuard(key_table)
     limits = _limits(settings, container)
+
+    async def chat_service() -> ChatService:
+        provided = container.chat_service()
+        service: ChatService = await provided if inspect.isawaitable(provided) else provided
+        return service
+
     authenticated = Router(
         path="/",
         route_handlers=[ChatController, SessionsController],
-        guards=[api_keys, limits.guard],
+        guards=[all_of(api_keys, *limits.guards)],
     )
     metrics_handlers, metrics_middleware = metrics_parts(settings)
     public: list[type[Controller]] = [HealthController]
@@ -118,13 +127,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         route_handlers=[
             *public,
             authenticated,
-            openai_router(api_keys, limits.guard),
+            openai_router(api_keys, *limits.guards),
             *metrics_handlers,
         ],
         plugins=[ContainerPlugin(container)],
         dependencies={
             "tenant": Provide(provide_tenant, sync_to_thread=False),
-            "limits": Provide(lambda: limits, sync_to_thread=False, use_cache=True),
+            STREAMING_DEPENDENCY: provide_streaming_deps(settings, chat_service, limits),
         },
         exception_handlers={
             **EXCEPTION_HANDLERS,  # type: ignore[dict-item]

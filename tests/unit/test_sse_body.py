@@ -33,7 +33,7 @@ async def _events(*items: ChatEvent, fail: Exception | None = None) -> AsyncGene
 
 async def _writes(events: AsyncGenerator[ChatEvent]) -> list[bytes]:
     record = RequestRecord("r", "POST", "/chat")
-    return [chunk async for chunk in sse_body(events, keepalive_seconds=5, record=record)]
+    return [chunk async for chunk in sse_body(events, record=record)]
 
 
 async def test_tokens_that_arrived_together_are_written_together() -> None:

@@ -12,7 +12,6 @@ from litestar.openapi import ResponseSpec
 from litestar.response import Response
 
 from aura_agent import __version__
-from aura_agent.application.chat_service import ChatService
 from aura_agent.config import Settings
 from aura_agent.domain.errors import AuraError
 from aura_agent.domain.ports import ChatModel, SessionStore
@@ -24,12 +23,12 @@ from aura_agent.http.dto import (
     require_json_body,
     validate_chat,
 )
-from aura_agent.http.limits import Limits
 from aura_agent.http.problems import PROBLEM_MEDIA_TYPE, Problem
 from aura_agent.http.request_context import get_record
 from aura_agent.http.sse_response import SSEResponse
+from aura_agent.http.stream_deps import StreamingDeps
 from aura_agent.http.streaming import sse_body
-from aura_agent.http.tenancy import scoped_session_id
+from aura_agent.http.tenancy import scoped_session_id, tenant_of
 
 READINESS_TIMEOUT_SECONDS = 3.0
 
@@ -85,7 +84,6 @@ class ChatController(Controller):
             "`data:` event; the stream ends with `event: done` / `data: [DONE]`, or with "
             "`event: error` and a readable message."
         ),
-        guards=[require_json_body],
         operation_class=ChatOperation,
         response_description="An event stream of tokens ending with `done` or `error`",
         responses={
@@ -110,15 +108,14 @@ class ChatController(Controller):
         },
     )
     async def chat(
-        self,
-        request: Request[Any, Any, Any],
-        settings: NamedDependency[Settings],
-        chat_service: NamedDependency[ChatService],
-        tenant: NamedDependency[str],
-        limits: NamedDependency[Limits],
+        self, request: Request[Any, Any, Any], streaming: NamedDependency[StreamingDeps]
     ) -> SSEResponse:
         """Validate, admit the stream, load the tenant's session (errors here are still HTTP
         statuses), then stream."""
+        require_json_body(request.headers.get("content-type"))
+        settings, chat_service = streaming.settings, streaming.chat_service
+        limits = streaming.limits
+        tenant = tenant_of(request.scope)
         chat_request = decode_chat_request(await request.body())
         options = validate_chat(chat_request, settings)
         session_id = chat_request.session_id or str(uuid.uuid4())
@@ -136,9 +133,10 @@ class ChatController(Controller):
         except BaseException:
             await stream.close()
             raise
-        body = sse_body(
-            chat_service.stream_reply(turn),
+        body = sse_body(chat_service.stream_reply(turn), record=record)
+        return SSEResponse(
+            body,
+            headers={"X-Session-Id": session_id},
+            stream=stream,
             keepalive_seconds=settings.keepalive_seconds,
-            record=record,
         )
-        return SSEResponse(body, headers={"X-Session-Id": session_id}, stream=stream)

@@ -4,7 +4,7 @@ Static rules (types, ranges, the session id alphabet) live in the Structs; rules
 configuration (message length, max_tokens cap, model allow-list) are checked in `validate_chat`.
 Every refusal is a `RequestProblem` naming the field, so hostile input (invalid UTF-8, deep
 nesting, control characters, ids that would split a store key) is a 4xx, never a 500. The
-`require_json_body` guard checks the content type before the body is read, and `ChatOperation`
+`require_json_body` check of the content type runs before the body is read, and `ChatOperation`
 documents the body in OpenAPI (the handler reads raw bytes, which Litestar cannot describe).
 """
 
@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import msgspec
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
@@ -139,17 +137,15 @@ def validate_chat(request: ChatRequest, settings: Settings) -> GenerationOptions
 _MEDIA_TYPE_SHOWN: Final = 80
 
 
-async def require_json_body(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """A guard for `POST /chat`: the body is JSON, so a stated content type must say so.
+def require_json_body(stated: str | None) -> None:
+    """For `POST /chat`, given its content-type header: the body is JSON, so a stated content
+    type must say so.
 
     `application/json` and `application/*+json` (any parameters) pass, and so does a request
     that states no content type; a form, `text/plain` or anything else is a 415 naming the
     header, before the body is read. A form or text body is always a client mistake, and
     refusing it keeps the endpoint off the list of cross-site "simple requests".
     """
-    stated = connection.headers.get("content-type")
     if stated is None:
         return
     media_type = stated.partition(";")[0].strip().lower()

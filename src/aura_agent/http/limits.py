@@ -19,6 +19,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from aura_agent.domain.ports import RateLimiter
+from aura_agent.http.guards import AsyncGuard
 from aura_agent.http.problems import Problem, RequestProblem, problem_response
 from aura_agent.http.request_context import RequestRecord
 from aura_agent.http.stream_control import SHUTDOWN_MESSAGE, ActiveStream, StreamRegistry
@@ -58,6 +59,11 @@ class Limits:
         self._rate_limiter = rate_limiter
         self._requests_per_minute = requests_per_minute
         self._streams_per_key = streams_per_key
+
+    @property
+    def guards(self) -> tuple[AsyncGuard, ...]:
+        """The guards for keyed routes, after the key guard: none without a rate limit."""
+        return (self.guard,) if self._requests_per_minute else ()
 
     async def guard(
         self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler

@@ -114,7 +114,7 @@ class Metrics:
     def observe(self, record: RequestRecord, *, route: str, streamed: bool) -> None:
         """Account for one finished request."""
         method = record.method if record.method in _METHODS else "other"
-        self.requests.labels(route, method, str(record.status or 500)).inc()
+        self.requests.labels(route, method, str(record.final_status())).inc()
         if streamed:
             self.stream_duration.observe(record.elapsed_ms() / 1000)
         model_route = record.route

@@ -24,7 +24,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
-from litestar.types import Guard
 
 from aura_agent.application.chat_service import ChatService
 from aura_agent.config import Settings
@@ -33,7 +32,8 @@ from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
 from aura_agent.http.auth import ApiKeyGuard
 from aura_agent.http.bearer_auth import BearerOrApiKeyGuard
 from aura_agent.http.dto import SESSION_ID_PATTERN
-from aura_agent.http.limits import LimitProblem, Limits
+from aura_agent.http.guards import AsyncGuard, all_of
+from aura_agent.http.limits import LimitProblem
 from aura_agent.http.openai_dto import (
     AssistantMessage,
     ChatCompletion,
@@ -56,12 +56,12 @@ from aura_agent.http.openai_stream import (
     collect_completion,
     cut_short_error,
     final_error_frame,
-    peek_first_event,
 )
 from aura_agent.http.problems import RequestProblem
 from aura_agent.http.request_context import get_record
-from aura_agent.http.sse_response import SSEResponse
+from aura_agent.http.sse_response import DeferredStart, SSEResponse
 from aura_agent.http.stream_control import ActiveStream
+from aura_agent.http.stream_deps import StreamingDeps
 from aura_agent.http.tenancy import scoped_session_id, tenant_of
 
 SESSION_HEADER: Final = "x-session-id"
@@ -129,13 +129,13 @@ class OpenAIController(Controller):
     async def chat_completions(
         self,
         request: Request[Any, Any, Any],
-        settings: NamedDependency[Settings],
-        chat_service: NamedDependency[ChatService],
-        tenant: NamedDependency[str],
-        limits: NamedDependency[Limits],
+        streaming: NamedDependency[StreamingDeps],
     ) -> ASGIResponse:
         """Validate, admit the stream (caps as for `/chat`), prepare the turn (store errors are
         still statuses), then answer; the stream's slots are held until the answer is over."""
+        settings, chat_service = streaming.settings, streaming.chat_service
+        limits = streaming.limits
+        tenant = tenant_of(request.scope)
         body = decode_completion_request(await request.body())
         messages, options = validate_completion(body, settings)
         session_id = _session_id(request)
@@ -232,22 +232,25 @@ class OpenAIController(Controller):
         chat_service: ChatService,
         active: ActiveStream,
     ) -> ASGIResponse:
-        """A streamed completion: `SSEResponse` runs the body under the stream's timer."""
+        """A streamed completion: `SSEResponse` runs the body under the stream's timer, and
+        holds its status back for up to one keep-alive period, so that a failure before the
+        first token (a 429, every route failed) is still a real HTTP error."""
         record = active.record
         events = await self._turn(request, messages, options, chat_service)
-        first = await peek_first_event(events, record, settings.keepalive_seconds)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         encoder = ChunkEncoder(completion_id, created, body.model, include_usage=body.include_usage)
+        start = DeferredStart(opening=encoder.role)
         stream = chunk_stream(
-            events,
-            first,
-            encoder,
-            record=record,
-            keepalive_seconds=settings.keepalive_seconds,
-            include_usage=body.include_usage,
+            events, encoder, start=start, record=record, include_usage=body.include_usage
         )
-        return SSEResponse(stream, headers=_session_header(record.session_id), stream=active)
+        return SSEResponse(
+            stream,
+            headers=_session_header(record.session_id),
+            stream=active,
+            keepalive_seconds=settings.keepalive_seconds,
+            deferred=start,
+        )
 
 
 # -- errors in OpenAI's shape ------------------------------------------------------------------
@@ -317,12 +320,12 @@ OPENAI_EXCEPTION_HANDLERS: Final = {
 }
 
 
-def openai_router(keys: ApiKeyGuard, *guards: Guard) -> Router:
+def openai_router(keys: ApiKeyGuard, *guards: AsyncGuard) -> Router:
     """`/v1` behind a bearer or x-api-key key checked by `keys` (then `guards`, e.g. the tenant's
     rate limit), answering errors as OpenAI does."""
     return Router(
         path="/v1",
         route_handlers=[OpenAIController],
-        guards=[BearerOrApiKeyGuard(keys), *guards],
+        guards=[all_of(BearerOrApiKeyGuard(keys), *guards)],
         exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )

@@ -6,7 +6,7 @@ byte concatenations. The canonical log line and the metrics read the `RequestRec
 filled as events pass (once per request for everything but the token counter).
 
 A failure before the first token that arrives while the response is not committed yet becomes
-a real HTTP error (see `peek_first_event`); once the stream has begun, it is a final
+a real HTTP error (see `chunk_stream`); once the stream has begun, it is a final
 `data: {"error": {...}}` event, which the OpenAI SDKs raise as `APIError`.
 """
 
@@ -30,7 +30,7 @@ from aura_agent.http.openai_dto import (
     error_for,
 )
 from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.sse import KEEPALIVE
+from aura_agent.http.sse_response import DeferredStart
 
 _log = structlog.get_logger("aura_agent.stream")
 _encode: Final = msgspec.json.Encoder().encode
@@ -133,73 +133,39 @@ def note_failure(record: RequestRecord, exc: AuraError) -> None:
             record.error = f"{exc} (upstream status {exc.status})"
 
 
-async def peek_first_event(
-    events: AsyncGenerator[ChatEvent, None], record: RequestRecord, wait_seconds: float
-) -> asyncio.Future[ChatEvent]:
-    """Start waiting for the first event and give it `wait_seconds` before the response starts.
-
-    Failures before the first token (a 429, an unreachable provider, every route failed) mostly
-    arrive within that time; raising them here lets the caller answer a real HTTP status, so an
-    OpenAI SDK raises `RateLimitError` and friends for streamed requests too. A slower first
-    event is handed over still pending: the response then starts (and sends keep-alives) and a
-    later failure becomes an error event.
-    """
-    pending = asyncio.ensure_future(anext(events))
-    try:
-        await asyncio.wait((pending,), timeout=wait_seconds)
-    except BaseException:
-        if pending.done():
-            await events.aclose()
-        else:
-            pending.cancel()  # the task unwinds and so closes the generator (see chunk_stream)
-        raise
-    if pending.done() and not pending.cancelled():
-        exc = pending.exception()
-        if isinstance(exc, AuraError):
-            await events.aclose()
-            note_failure(record, exc)
-            raise error_for(exc) from exc
-    return pending
-
-
 async def chunk_stream(
     events: AsyncGenerator[ChatEvent, None],
-    first: asyncio.Future[ChatEvent],
     encoder: ChunkEncoder,
     *,
+    start: DeferredStart,
     record: RequestRecord,
-    keepalive_seconds: float,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
     """Encode `events` as `chat.completion.chunk` events ending with `[DONE]` or an error.
 
+    Meant for an `SSEResponse` that defers its start with `start` (whose opening is the role
+    chunk): a failure of the first event while the response is not committed is raised as the
+    matching `OpenAIError`, so it is answered as a real HTTP status. Once committed (the first
+    keep-alive period passed, and the role chunk went out then), failures are error events.
+
     As for `/chat`, tokens flagged `more` are written together with the next one, and nothing
     ever waits for a token.
     """
-    held: list[bytes] = [encoder.role]
-    closes_itself = False
+    held: list[bytes] = []
     try:
         try:
-            while not first.done():
-                if held:
-                    yield b"".join(held)
-                    held.clear()
-                await asyncio.wait((first,), timeout=keepalive_seconds)
-                if not first.done():
-                    yield KEEPALIVE
-        finally:
-            if not first.done():
-                # Left while waiting (the client is gone): cancelling the task running
-                # `anext` unwinds the generator there, which closes it (and the upstream
-                # request); closing it from here as well would race that task.
-                first.cancel()
-                closes_itself = True
-        try:
-            event = first.result()
+            event = await anext(events)
         except StopAsyncIteration:
             raise ProviderStreamError(
                 "the model returned nothing", provider=record.provider or "unknown"
             ) from None
+        except AuraError as exc:
+            if start.committed:
+                raise
+            note_failure(record, exc)
+            raise error_for(exc) from exc
+        if not start.committed:
+            held.append(encoder.role)
         finish_reason = "stop"
         usage: Usage | None = None
         while True:
@@ -229,6 +195,8 @@ async def chunk_stream(
             held.append(encoder.usage(usage))
         held.append(DONE_FRAME)
         yield b"".join(held)
+    except OpenAIError:
+        raise  # the failure before the response started, raised above
     except AuraError as exc:
         note_failure(record, exc)
         yield b"".join(held) + error_frame(error_for(exc).error)
@@ -240,8 +208,7 @@ async def chunk_stream(
         _log.exception("stream_failed", request_id=record.request_id)
         yield b"".join(held) + error_frame(_INTERNAL_ERROR)
     finally:
-        if not closes_itself:
-            await events.aclose()  # a no-op once it ended; else releases the upstream request
+        await events.aclose()  # a no-op once it ended; else releases the upstream request
 
 
 class Completion(msgspec.Struct, kw_only=True, frozen=True):

@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from aura_agent.domain.models import Usage
 
 REQUEST_ID_HEADER = "x-request-id"
+CLIENT_CLOSED_REQUEST = 499
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = frozenset({"/health", "/ready"})
 _log = structlog.get_logger("aura_agent.access")
@@ -88,6 +89,13 @@ class RequestRecord:
         self.reasoning_tokens = usage.reasoning_tokens
         self.cached_tokens = usage.cached_tokens
 
+    def final_status(self) -> int:
+        """The status sent; for a response never started, 499 if the client left first (the
+        nginx convention: not a server failure), else 500."""
+        if self.status is not None:
+            return self.status
+        return CLIENT_CLOSED_REQUEST if self.outcome == "client_disconnected" else 500
+
     def elapsed_ms(self) -> float:
         """Milliseconds since the request arrived."""
         return round((time.perf_counter() - self.started) * 1000, 2)
@@ -98,7 +106,7 @@ class RequestRecord:
             "request_id": self.request_id,
             "method": self.method,
             "path": self.path,
-            "status": self.status,
+            "status": self.final_status(),
             "duration_ms": self.elapsed_ms(),
         }
         for name in (
@@ -176,10 +184,10 @@ class RequestContextMiddleware:
     @staticmethod
     def _log(record: RequestRecord) -> None:
         fields = record.as_log_fields()
-        status = record.status or 500
+        status = record.final_status()
         if status >= 500 or (record.outcome or "").startswith("error"):
             _log.error("request", **fields)
-        elif status >= 400:
+        elif status >= 400 and status != CLIENT_CLOSED_REQUEST:  # a client leaving is routine
             _log.warning("request", **fields)
         elif record.path in _QUIET_PATHS:
             _log.debug("request", **fields)

@@ -1,7 +1,10 @@
-"""Turns the domain's event stream into SSE bytes: keep-alives, tokens, `done`, or `error`.
+"""Turns the domain's event stream into SSE bytes: tokens, `done`, or `error`.
 
 This is the hot path. Per token it does one type check, one encode and one yield; everything
-else (keep-alive timing, logging, usage) happens once per request.
+else (logging, usage) happens once per request. Keep-alives while the model has not started are
+written by `SSEResponse`, which owns the connection and its timing: a generator cannot yield
+while it awaits the first event, and waiting for that event in a task of its own would cost a
+task and an event-loop iteration on every request.
 """
 
 from __future__ import annotations
@@ -10,47 +13,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
-import anyio
 import structlog
 
 from aura_agent.domain.errors import AuraError, ChatModelError, ProviderStreamError
 from aura_agent.domain.models import ChatEvent, RouteServed, StreamEnd, TextDelta, Usage
 from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error
+from aura_agent.http.sse import DONE, encode_data, encode_error
 from aura_agent.http.usage import encode_usage_event
 
 _log = structlog.get_logger("aura_agent.stream")
-# How long a cancelled upstream read may take to unwind (close its connection) after a client left.
-_UNWIND_SECONDS = 2.0
 _INTERNAL_ERROR = "the reply failed because of an internal error"
-
-
-async def _first_event(
-    events: AsyncIterator[ChatEvent], keepalive_seconds: float
-) -> AsyncGenerator[ChatEvent | None, None]:
-    """Wait for the first event, yielding None every `keepalive_seconds` while it is pending.
-
-    The wait runs in a task so a timer can fire; if the client leaves meanwhile the task is
-    cancelled, which closes the upstream request.
-    """
-    pending = asyncio.ensure_future(anext(events))
-    try:
-        while True:
-            done, _ = await asyncio.wait((pending,), timeout=keepalive_seconds)
-            if done:
-                break
-            yield None
-    finally:
-        if not pending.done():
-            pending.cancel()
-            # Let the cancelled read leave `events` before anyone closes it (closing a running
-            # generator raises RuntimeError, which would turn a cancellation into an error event).
-            # Shielded: Litestar cancels the body through an anyio scope, which cancels every
-            # await made inside it again, this one included.
-            with anyio.move_on_after(_UNWIND_SECONDS, shield=True):
-                await asyncio.wait((pending,))
-    with contextlib.suppress(StopAsyncIteration):
-        yield pending.result()
 
 
 def _record_error(record: RequestRecord, exc: AuraError) -> None:
@@ -89,26 +61,24 @@ def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
 
 
 async def sse_body(
-    events: AsyncGenerator[ChatEvent, None], *, keepalive_seconds: float, record: RequestRecord
+    events: AsyncGenerator[ChatEvent, None], *, record: RequestRecord
 ) -> AsyncIterator[bytes]:
     """Encode `events` as the downstream SSE stream, ending with `done` or `error`.
 
     Tokens flagged `more` (the next one is already in hand) are held and written with the next,
     so one network read upstream costs one write downstream; nothing ever waits for a token.
+    Every `anext(events)` runs in the task that iterates this body (the relay's), so a client
+    leaving cancels the upstream read where it waits, which closes the upstream request.
     """
     held: list[bytes] = []
     try:
         async with contextlib.aclosing(events):
-            first: ChatEvent | None = None
-            async with contextlib.aclosing(_first_event(events, keepalive_seconds)) as waiting:
-                async for first in waiting:
-                    if first is None:
-                        yield KEEPALIVE
-            if first is None:
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
                 raise ProviderStreamError(
                     "the model returned nothing", provider=record.provider or "unknown"
-                )
-            event: ChatEvent = first
+                ) from None
             while True:
                 chunk = _encode_event(event, record)
                 if chunk is not None:
