@@ -353,6 +353,19 @@ class Bench:
         line = read_until(proc, proc.stdout, FAKE_READY, 20)
         return proc, line.split()[-1]
 
+    def server_argv(self, port: int, workers: int) -> list[str]:
+        """`aura-agent serve` (uvicorn), or the same app under granian (`--server granian`, an
+        experiment: granian is not a dependency, `uv pip install granian` first)."""
+        if self.args.server == "granian":
+            granian = Path(sys.executable).parent / "granian"
+            return [
+                str(granian), "--interface", "asgi", "--loop", "uvloop", "--http", "1",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                "--no-ws", "--factory", "aura_agent.app:create_app",
+            ]  # fmt: skip
+        return [*self.gateway_argv, "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers)]  # fmt: skip
+
     def start_gateway(
         self, fake_url: str, tag: str, *, workers: int = 1, cpus: set[int] | None
     ) -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -362,8 +375,7 @@ class Bench:
         log_path = self.logs / f"{tag}-gateway.log"
         with open(log_path, "wb") as log:
             proc = self.procs.start(
-                [*self.gateway_argv, "serve", "--host", "127.0.0.1", "--port", str(port),
-                 "--workers", str(workers)],
+                self.server_argv(port, workers),
                 cpus=cpus, env=env, cwd=self.logs, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         wait_healthy(proc, f"http://127.0.0.1:{port}/health", log_path, 60)
@@ -372,7 +384,8 @@ class Bench:
             while len(process_tree(proc.pid)) < workers + 1 and time.monotonic() < deadline:
                 time.sleep(0.1)
         wait_idle(proc.pid, 20)  # ... and for every worker to finish importing and starting
-        return proc, f"http://127.0.0.1:{port}/chat", log_path
+        path = "/v1/chat/completions" if self.args.endpoint == "openai" else "/chat"
+        return proc, f"http://127.0.0.1:{port}{path}", log_path
 
     def loadgen_argv(self, sc: Scenario, mode: str, url: str) -> list[str]:
         argv = [
@@ -389,7 +402,7 @@ class Bench:
         ]  # fmt: skip
         if sc.warmup_clients:
             argv += ["--warmup-concurrency", str(sc.warmup_clients)]
-        if mode == "chat":
+        if mode in ("chat", "openai"):
             argv += ["--api-key", API_KEY]
         return argv
 
@@ -528,7 +541,7 @@ class Bench:
     ) -> dict[str, Any]:
         gw, url, log_path = self.start_gateway(fake_url, tag, workers=workers, cpus=cpus)
         try:
-            result = self.load(sc, "chat", url, watch=gw.pid, fake_pid=fake_pid)
+            result = self.load(sc, self.args.endpoint, url, watch=gw.pid, fake_pid=fake_pid)
         finally:
             self.procs.stop(gw)
         result["gateway"]["workers"] = workers
@@ -977,7 +990,7 @@ def profile_gateway(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
                     if not args.profile_flamegraph:
                         break
 
-            result = bench.load(sc, "chat", url, watch=gw.pid, on_measure=attach)
+            result = bench.load(sc, bench.args.endpoint, url, watch=gw.pid, on_measure=attach)
             for proc in spies:
                 try:
                     proc.wait(args.profile_seconds + 30)
@@ -1060,6 +1073,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short phases, one run")
     parser.add_argument("--gateway-cpus", default="0", help="cores for the gateway ('' = any)")
     parser.add_argument("--load-cpus", default="1", help="cores for fake + load generator")
+    parser.add_argument(
+        "--endpoint",
+        choices=("chat", "openai"),
+        default="chat",
+        help="the gateway endpoint under load: POST /chat, or /v1/chat/completions (streamed)",
+    )
+    parser.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="uvicorn = `aura-agent serve`; granian = the app under granian (experiment)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="gateway LOG_LEVEL")
     parser.add_argument("--keepalive-seconds", type=float, default=None, help="KEEPALIVE_SECONDS")
     parser.add_argument(
@@ -1186,12 +1211,17 @@ def raise_nofile(wanted: int) -> int:
     return soft
 
 
+ENDPOINT_LABELS = {"chat": "POST /chat", "openai": "POST /v1/chat/completions (stream: true)"}
+
+
 def render(results: dict[str, Any], workers: Sequence[int]) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
         f"kernel {m['kernel']}; {results['placement']}"
         + (" (workers rows: gateway unpinned)" if "workers" in results["medians"] else ""),
+        f"Endpoint: {ENDPOINT_LABELS[results['args'].get('endpoint', 'chat')]}; "
+        f"server: {results['args'].get('server', 'uvicorn')}; "
         f"Runs: {results['args']['runs']} (medians)"
         f"{' — quick mode' if results['args']['quick'] else ''}; "
         f"git {m['git'].get('commit', '?')} ({m['git'].get('dirty_files', '?')} files changed)",
