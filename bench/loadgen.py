@@ -424,6 +424,7 @@ async def _phase(
     expected_tokens: int | None,
     timeout: float,  # noqa: ASYNC109
     abort_at_deadline: bool,
+    stagger: float = 0.0,
 ) -> Stats:
     """Clients send back to back until ``requests`` were started or ``duration`` has passed.
 
@@ -436,12 +437,15 @@ async def _phase(
     stats.started = start = clock()
     deadline = start + duration
 
-    async def run(client: _Client) -> None:
+    async def run(client: _Client, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
         while budget[0] > 0 and clock() < deadline:
             budget[0] -= 1
             await client.one(stats, expected_tokens, timeout)
 
-    tasks = [asyncio.ensure_future(run(c)) for c in clients]
+    step = stagger / len(clients) if clients else 0.0
+    tasks = [asyncio.ensure_future(run(c, i * step)) for i, c in enumerate(clients)]
     hard_cap = duration + (0.0 if abort_at_deadline else timeout) + 1.0
     _, pending = await asyncio.wait(tasks, timeout=hard_cap)
     for task in pending:
@@ -534,11 +538,14 @@ async def run_load(
     warmup_seconds: float = 0.0,
     warmup_concurrency: int | None = None,
     marker: bool = False,
+    stagger: float = 0.0,
 ) -> dict[str, Any]:
     """Run a warm-up (optional) then the measured phase; returns the JSON-able report.
 
     Both phases are bounded twice: by a request count and by seconds (new requests stop at the
-    deadline; in-flight ones get ``timeout`` more seconds at most).
+    deadline; in-flight ones get ``timeout`` more seconds at most). By default every client
+    starts at once, so with paced streams of equal length requests keep arriving in waves of
+    ``concurrency``; ``stagger`` spreads the clients' first requests over that many seconds.
     """
     if concurrency < 1 or requests < 1 or duration <= 0:
         raise ValueError("concurrency, requests and duration must be positive")
@@ -569,6 +576,7 @@ async def run_load(
             expected_tokens=expected_tokens,
             timeout=timeout,
             abort_at_deadline=False,
+            stagger=stagger,
         )
     finally:
         for client in clients:
@@ -628,6 +636,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup-seconds", type=float, default=0.0)
     parser.add_argument("--warmup-concurrency", type=int, default=None)
     parser.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        help="seconds over which the clients' first measured requests are spread (0: all at once)",
+    )
+    parser.add_argument(
         "--marker", action="store_true", help=f"print {MEASURE_MARKER} on stderr when measuring"
     )
     return parser.parse_args(argv)
@@ -652,6 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warmup_seconds=args.warmup_seconds,
                 warmup_concurrency=args.warmup_concurrency,
                 marker=args.marker,
+                stagger=args.stagger,
             )
         )
     json.dump(result, sys.stdout)

@@ -404,6 +404,8 @@ class Bench:
             argv += ["--warmup-concurrency", str(sc.warmup_clients)]
         if mode in ("chat", "openai"):
             argv += ["--api-key", API_KEY]
+        if self.args.stagger:
+            argv += ["--stagger", str(self.args.stagger)]
         return argv
 
     def load(
@@ -549,6 +551,9 @@ class Bench:
         return result
 
 
+BENCH_MODEL = "bench/model"
+
+
 def gateway_env(fake_url: str, args: argparse.Namespace) -> dict[str, str]:
     """The environment minus every Aura setting, plus the benchmark's own settings."""
     import msgspec
@@ -564,6 +569,7 @@ def gateway_env(fake_url: str, args: argparse.Namespace) -> dict[str, str]:
         OPENROUTER_API_URL=fake_url,
         INTERNAL_API_KEY=API_KEY,
         SESSION_STORE="memory",
+        MODEL_NAME=BENCH_MODEL,  # the route /v1 requests name (loadgen's default `--model`)
         LOG_LEVEL=args.log_level,
         LOG_FORMAT="json",
     )
@@ -1080,6 +1086,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the gateway endpoint under load: POST /chat, or /v1/chat/completions (streamed)",
     )
     parser.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        help="spread the clients' first measured requests over this many seconds (default 0: "
+        "all at once, so paced streams of equal length arrive in waves)",
+    )
+    parser.add_argument(
         "--server",
         choices=("uvicorn", "granian"),
         default="uvicorn",
@@ -1214,6 +1227,10 @@ def raise_nofile(wanted: int) -> int:
 ENDPOINT_LABELS = {"chat": "POST /chat", "openai": "POST /v1/chat/completions (stream: true)"}
 
 
+def stagger_label(stagger: float) -> str:
+    return f"first requests spread over {stagger:g} s; " if stagger else ""
+
+
 def render(results: dict[str, Any], workers: Sequence[int]) -> str:
     m = results["machine"]
     lines = [
@@ -1222,6 +1239,7 @@ def render(results: dict[str, Any], workers: Sequence[int]) -> str:
         + (" (workers rows: gateway unpinned)" if "workers" in results["medians"] else ""),
         f"Endpoint: {ENDPOINT_LABELS[results['args'].get('endpoint', 'chat')]}; "
         f"server: {results['args'].get('server', 'uvicorn')}; "
+        f"{stagger_label(results['args'].get('stagger', 0.0))}"
         f"Runs: {results['args']['runs']} (medians)"
         f"{' — quick mode' if results['args']['quick'] else ''}; "
         f"git {m['git'].get('commit', '?')} ({m['git'].get('dirty_files', '?')} files changed)",
