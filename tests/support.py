@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -138,3 +138,29 @@ async def serve_app(app: Litestar) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@contextlib.contextmanager
+def counting_tasks() -> Iterator[list[str]]:
+    """The qualified names of the coroutines of every task created on the running loop meanwhile.
+
+    Each task start waits for an event-loop iteration, so tasks per request are a cost the
+    streaming tests pin down.
+    """
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    created: list[str] = []
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
+    ) -> asyncio.Future[Any]:
+        created.append(getattr(coro, "__qualname__", repr(coro)))
+        if previous is not None:
+            return previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
+    try:
+        yield created
+    finally:
+        loop.set_task_factory(previous)

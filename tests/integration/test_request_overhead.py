@@ -8,8 +8,6 @@ dependency or guard change that makes Litestar spawn tasks per request shows up 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -17,7 +15,7 @@ import pytest
 
 from tests.conftest import AppFactory
 from tests.integration.test_metrics import sample
-from tests.support import API_KEY, AUTH, ScriptedModel, serve_app
+from tests.support import API_KEY, AUTH, ScriptedModel, counting_tasks, serve_app
 
 BEARER = {"authorization": f"Bearer {API_KEY}"}
 COMPLETION = {
@@ -25,28 +23,6 @@ COMPLETION = {
     "stream": True,
     "messages": [{"role": "user", "content": "hi"}],
 }
-
-
-@contextmanager
-def counting_tasks() -> Generator[list[str], None, None]:
-    """Names of the coroutines of every task created on the running loop meanwhile."""
-    loop = asyncio.get_running_loop()
-    previous = loop.get_task_factory()
-    created: list[str] = []
-
-    def factory(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
-    ) -> asyncio.Future[Any]:
-        created.append(getattr(coro, "__qualname__", repr(coro)))
-        if previous is not None:
-            return previous(loop, coro, **kwargs)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    loop.set_task_factory(factory)  # type: ignore[arg-type]
-    try:
-        yield created
-    finally:
-        loop.set_task_factory(previous)
 
 
 @pytest.mark.parametrize(

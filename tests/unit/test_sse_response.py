@@ -5,8 +5,7 @@ outer cancellations, the deferred status of the OpenAI API, and a client that do
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, Coroutine, Iterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from aura_agent.http.sse import DONE, KEEPALIVE, encode_data
 from aura_agent.http.sse_response import DeferredStart, SSEResponse
 from aura_agent.http.stream_control import ActiveStream, StreamRegistry
 from aura_agent.http.streaming import sse_body
+from tests.support import counting_tasks
 
 KEEPALIVE_SECONDS = 0.05
 
@@ -120,34 +120,14 @@ async def _serve(response: SSEResponse, client: Client) -> None:
     await response({"type": "http"}, client.receive, client.send)  # type: ignore[arg-type]
 
 
-@contextlib.contextmanager
-def _counting_tasks() -> Iterator[list[Coroutine[Any, Any, Any]]]:
-    """Every task created on the running loop meanwhile (its coroutine)."""
-    loop = asyncio.get_running_loop()
-    created: list[Coroutine[Any, Any, Any]] = []
-    previous = loop.get_task_factory()
-
-    def factory(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        created.append(coro)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    loop.set_task_factory(factory)  # type: ignore[arg-type]
-    try:
-        yield created
-    finally:
-        loop.set_task_factory(previous)
-
-
 async def test_a_prompt_first_token_costs_one_helper_task_and_no_keepalive() -> None:
     registry, stream = _stream()
     client = Client()
-    with _counting_tasks() as created:
+    with counting_tasks() as created:
         await _serve(_chat(Model(), stream), client)
         await asyncio.sleep(KEEPALIVE_SECONDS * 3)  # no keep-alive timer left behind
 
-    assert [coro.__qualname__ for coro in created] == ["SSEResponse._watch"]
+    assert created == ["SSEResponse._watch"]
     assert client.statuses == [200]
     assert client.body == encode_data("a") + encode_data("b") + DONE
     assert KEEPALIVE not in client.body
@@ -339,7 +319,7 @@ async def test_a_failure_after_the_first_keepalive_is_an_event() -> None:
 async def test_a_prompt_completion_sends_its_status_with_the_first_chunk() -> None:
     _, stream = _stream()
     client = Client()
-    with _counting_tasks() as created:
+    with counting_tasks() as created:
         await _serve(_completion(Model(), stream), client)
 
     assert len(created) == 1
