@@ -327,3 +327,20 @@ async def test_a_prompt_completion_sends_its_status_with_the_first_chunk() -> No
     assert client.statuses == [200]
     assert client.messages[1]["body"] == encoder.role + encoder.content("a")
     assert client.body.endswith(b"data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize("fail", [None, ProviderRateLimited("slow down", provider="p")])
+async def test_the_last_event_and_the_end_of_the_body_go_in_one_send(
+    fail: Exception | None,
+) -> None:
+    _, stream = _stream()
+    client = Client()
+    await _serve(_chat(Model(fail=fail), stream), client)
+
+    bodies = [m for m in client.messages if m["type"] == "http.response.body"]
+    last = bodies[-1]
+    assert last["more_body"] is False
+    assert last["body"].endswith(DONE if fail is None else b"\n\n")
+    assert (b"event: error" in last["body"]) is (fail is not None)
+    assert all(m["more_body"] for m in bodies[:-1])
+    assert all(m["body"] for m in bodies)  # no empty end-of-body message of its own

@@ -30,6 +30,7 @@ from aura_agent.http.openai_dto import (
     error_for,
 )
 from aura_agent.http.request_context import RequestRecord
+from aura_agent.http.sse import LastChunk
 from aura_agent.http.sse_response import DeferredStart
 
 _log = structlog.get_logger("aura_agent.stream")
@@ -194,19 +195,19 @@ async def chunk_stream(
         if include_usage and usage is not None:
             held.append(encoder.usage(usage))
         held.append(DONE_FRAME)
-        yield b"".join(held)
+        yield LastChunk(b"".join(held))
     except OpenAIError:
         raise  # the failure before the response started, raised above
     except AuraError as exc:
         note_failure(record, exc)
-        yield b"".join(held) + error_frame(error_for(exc).error)
+        yield LastChunk(b"".join(held) + error_frame(error_for(exc).error))
     except asyncio.CancelledError:
         record.outcome = "client_disconnected"
         raise
     except Exception:
         record.outcome = "error:internal"
         _log.exception("stream_failed", request_id=record.request_id)
-        yield b"".join(held) + error_frame(_INTERNAL_ERROR)
+        yield LastChunk(b"".join(held) + error_frame(_INTERNAL_ERROR))
     finally:
         await events.aclose()  # a no-op once it ended; else releases the upstream request
 

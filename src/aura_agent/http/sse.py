@@ -12,6 +12,18 @@ import re
 KEEPALIVE = b": keep-alive\n\n"
 DONE = b"event: done\ndata: [DONE]\n\n"
 
+
+class LastChunk(bytes):
+    """The last bytes of an event stream (`done` or the final error).
+
+    The relay writes them with the end of the body in one send: the server then puts the last
+    event and the chunked-encoding terminator in one write, one syscall and one client read per
+    stream fewer.
+    """
+
+    __slots__ = ()
+
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 

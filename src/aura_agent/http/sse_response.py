@@ -30,7 +30,7 @@ import structlog
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
-from aura_agent.http.sse import KEEPALIVE
+from aura_agent.http.sse import KEEPALIVE, LastChunk
 from aura_agent.http.stream_control import FINAL_WRITE_SECONDS, ActiveStream
 
 SSE_HEADERS = {
@@ -39,6 +39,11 @@ SSE_HEADERS = {
 }
 _END: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
 _log = structlog.get_logger("aura_agent.stream")
+
+
+def _body_event(chunk: bytes) -> HTTPResponseBodyEvent:
+    """A chunk of the body; a `LastChunk` also ends the body (one write for both)."""
+    return {"type": "http.response.body", "body": chunk, "more_body": type(chunk) is not LastChunk}
 
 
 class DeferredStart:
@@ -162,13 +167,13 @@ class SSEResponse(ASGIStreamingResponse):
                 await keepalives.stop(abandon=False)
                 if not self._started:
                     await self._start(send)
-                if unsent is not None:
-                    await send({"type": "http.response.body", "body": unsent, "more_body": True})
+                chunk = unsent
+                while chunk is not None:
+                    await send(_body_event(chunk))
                     unsent = None
-                    async for chunk in body:
-                        unsent = chunk
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                        unsent = None
+                    if type(chunk) is LastChunk:
+                        return  # sent with the body's end; the body has nothing after it
+                    chunk = unsent = await anext(body, None)
                 await send(_END)
                 return
         except TimeoutError:

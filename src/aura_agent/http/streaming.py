@@ -18,7 +18,7 @@ import structlog
 from aura_agent.domain.errors import AuraError, ChatModelError, ProviderStreamError
 from aura_agent.domain.models import ChatEvent, RouteServed, StreamEnd, TextDelta, Usage
 from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.sse import DONE, encode_data, encode_error
+from aura_agent.http.sse import DONE, LastChunk, encode_data, encode_error
 from aura_agent.http.usage import encode_usage_event
 
 _log = structlog.get_logger("aura_agent.stream")
@@ -82,8 +82,8 @@ async def sse_body(
             while True:
                 chunk = _encode_event(event, record)
                 if chunk is not None:
-                    if type(event) is TextDelta and event.more:
-                        held.append(chunk)
+                    if (type(event) is TextDelta and event.more) or type(event) is StreamEnd:
+                        held.append(chunk)  # `done` waits to be sent with the body's end
                     elif held:
                         held.append(chunk)
                         yield b"".join(held)
@@ -95,14 +95,14 @@ async def sse_body(
                 except StopAsyncIteration:
                     break
             if held:
-                yield b"".join(held)
+                yield LastChunk(b"".join(held))
     except AuraError as exc:
         _record_error(record, exc)
-        yield b"".join(held) + encode_error(str(exc))
+        yield LastChunk(b"".join(held) + encode_error(str(exc)))
     except asyncio.CancelledError:
         record.outcome = "client_disconnected"
         raise
     except Exception:
         record.outcome = "error:internal"
         _log.exception("stream_failed", request_id=record.request_id)
-        yield b"".join(held) + encode_error(_INTERNAL_ERROR)
+        yield LastChunk(b"".join(held) + encode_error(_INTERNAL_ERROR))
