@@ -15,6 +15,7 @@ import httpx
 from dependency_injector import containers, providers
 
 from aura_agent.adapters.llm.aiohttp_transport import AiohttpTransport
+from aura_agent.adapters.llm.asyncio_transport import AsyncioTransport
 from aura_agent.adapters.llm.demo import DemoChatModel
 from aura_agent.adapters.rate_limit.memory import MemoryRateLimiter
 from aura_agent.adapters.session_store.memory import MemorySessionStore
@@ -44,6 +45,8 @@ async def _http_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     transport: httpx.AsyncBaseTransport | None = None
     if settings.upstream_transport == "aiohttp":
         transport = AiohttpTransport(limits=limits)
+    elif settings.upstream_transport == "asyncio":
+        transport = AsyncioTransport(limits=limits)
     client = httpx.AsyncClient(
         timeout=timeout,
         limits=limits,

@@ -92,9 +92,9 @@ def _print_fault_matrix() -> Any:
             print(f"  {case:<{width}}  | {saw} | {outcome}")
 
 
-@pytest.fixture(params=["httpx", "aiohttp"])  # = TRANSPORTS
+@pytest.fixture(params=["httpx", "aiohttp", "asyncio"])  # = TRANSPORTS
 def transport(request: pytest.FixtureRequest) -> str:
-    """UPSTREAM_TRANSPORT: every fault runs on both ways the app can move upstream bytes."""
+    """UPSTREAM_TRANSPORT: every fault runs on every way the app can move upstream bytes."""
     transport: str = request.param
     return transport
 
@@ -207,6 +207,9 @@ class Harness:
         if (pool := getattr(transport, "_pool", None)) is not None:  # httpx's own (httpcore)
             connections = [c for c in pool.connections if not c.is_closed()]
             return sum(1 for c in connections if not c.is_idle()), len(connections)
+        if (counts := getattr(transport, "connection_counts", None)) is not None:
+            busy_total: tuple[int, int] = counts()  # AsyncioTransport
+            return busy_total
         session = transport._session  # AiohttpTransport: aiohttp's connector
         if session is None:
             return 0, 0
@@ -491,7 +494,7 @@ FAULTS = [
 ]
 
 
-TRANSPORTS = ("httpx", "aiohttp")
+TRANSPORTS = ("httpx", "aiohttp", "asyncio")
 FAULT_CASES = [
     pytest.param(
         transport,

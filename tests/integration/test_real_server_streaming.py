@@ -24,9 +24,9 @@ async def fake() -> AsyncIterator[FakeOpenRouter]:
         yield server
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx", "asyncio"])
 def transport(request: pytest.FixtureRequest) -> str:
-    """Every real-socket behaviour must hold with both upstream transports."""
+    """Every real-socket behaviour must hold with every upstream transport."""
     value: str = request.param
     return value
 

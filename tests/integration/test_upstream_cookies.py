@@ -1,4 +1,4 @@
-"""The shared upstream client keeps no provider cookies between callers, on either transport."""
+"""The shared upstream client keeps no provider cookies between callers, on any transport."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aura_agent.container import _http_client
 from tests.support import make_settings
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx", "asyncio"])
 async def test_a_provider_cookie_is_not_sent_back(transport: str) -> None:
     seen: list[bytes] = []
 

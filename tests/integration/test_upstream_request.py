@@ -1,4 +1,4 @@
-"""What the gateway puts on the wire to a provider, and reads back, on both upstream transports."""
+"""What the gateway puts on the wire to a provider, and reads back, on every upstream transport."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.support import make_settings
 
 API_KEY = "sk-wire-0123456789abcdef"
 REPLY = token_event("Hel") + token_event("lo") + finish_event() + b"data: [DONE]\n\n"
-TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx", "asyncio"])
 
 
 def _head(*extra: bytes) -> bytes:
