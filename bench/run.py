@@ -575,6 +575,8 @@ def gateway_env(fake_url: str, args: argparse.Namespace) -> dict[str, str]:
     )
     if args.keepalive_seconds is not None:
         env["KEEPALIVE_SECONDS"] = str(args.keepalive_seconds)
+    if args.upstream_transport:
+        env["UPSTREAM_TRANSPORT"] = args.upstream_transport
     return env
 
 
@@ -1086,6 +1088,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the gateway endpoint under load: POST /chat, or /v1/chat/completions (streamed)",
     )
     parser.add_argument(
+        "--upstream-transport",
+        choices=("aiohttp", "httpx", "asyncio"),
+        default=None,
+        help="the gateway's UPSTREAM_TRANSPORT (default: the service's default)",
+    )
+    parser.add_argument(
         "--stagger",
         type=float,
         default=0.0,
@@ -1239,6 +1247,7 @@ def render(results: dict[str, Any], workers: Sequence[int]) -> str:
         + (" (workers rows: gateway unpinned)" if "workers" in results["medians"] else ""),
         f"Endpoint: {ENDPOINT_LABELS[results['args'].get('endpoint', 'chat')]}; "
         f"server: {results['args'].get('server', 'uvicorn')}; "
+        f"upstream transport: {results['args'].get('upstream_transport') or 'default'}; "
         f"{stagger_label(results['args'].get('stagger', 0.0))}"
         f"Runs: {results['args']['runs']} (medians)"
         f"{' — quick mode' if results['args']['quick'] else ''}; "
