@@ -164,3 +164,13 @@ def counting_tasks() -> Iterator[list[str]]:
         yield created
     finally:
         loop.set_task_factory(previous)
+
+
+async def read_http_request(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 request (head and a Content-Length body) as a loopback test server reads it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head + await reader.readexactly(length)

@@ -10,17 +10,9 @@ import httpx
 import pytest
 
 from aura_agent.adapters.llm.aiohttp_transport import AiohttpTransport
+from tests.support import read_http_request
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return head + await reader.readexactly(length)
 
 
 class RawServer:
@@ -33,7 +25,7 @@ class RawServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            self.requests.append(await _read_request(reader))
+            self.requests.append(await read_http_request(reader))
             await self.handler(reader, writer)
             if await reader.read(1) == b"":
                 self.closed_by_client.set()
@@ -144,7 +136,7 @@ async def test_a_body_read_to_its_end_gives_the_connection_back() -> None:
         connections += 1
         try:
             while True:
-                await _read_request(reader)
+                await read_http_request(reader)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
                 await writer.drain()
         except asyncio.IncompleteReadError:

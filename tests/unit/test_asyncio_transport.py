@@ -4,6 +4,7 @@ plus its own pool, flow control and retry rules."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import ssl
@@ -18,6 +19,7 @@ import pytest
 import uvloop
 
 from aura_agent.adapters.llm.asyncio_transport import AsyncioTransport
+from tests.support import read_http_request
 
 # (reader, writer, index of the request on its connection) -> keep serving this connection?
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
@@ -40,15 +42,6 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
     return asyncio.DefaultEventLoopPolicy()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return head + await reader.readexactly(length)
-
-
 class Server:
     """A loopback HTTP/1.1 server: reads each request, then lets `handler` answer it."""
 
@@ -68,7 +61,7 @@ class Server:
         try:
             while True:
                 try:
-                    request = await _read_request(reader)
+                    request = await read_http_request(reader)
                 except asyncio.IncompleteReadError:
                     self.hung_up.set()
                     return
@@ -109,6 +102,23 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[tuple[str, Serv
 
 def _transport(**limits: Any) -> AsyncioTransport:
     return AsyncioTransport(limits=httpx.Limits(**{"max_connections": 10, **limits}))
+
+
+def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The transport's own body stream, read one `__anext__` at a time."""
+    stream = response.stream
+    assert isinstance(stream, httpx.AsyncByteStream)
+    return aiter(stream)
+
+
+@contextlib.asynccontextmanager
+async def _opened(**limits: Any) -> AsyncIterator[AsyncioTransport]:
+    """A transport that is closed after the test, however it ends."""
+    transport = _transport(**limits)
+    try:
+        yield transport
+    finally:
+        await transport.aclose()
 
 
 def _request(
@@ -164,12 +174,9 @@ async def test_status_headers_and_a_chunked_body(serve) -> None:  # type: ignore
 
 async def test_a_get_has_no_body_and_keeps_the_query(serve) -> None:  # type: ignore[no-untyped-def]
     url, server = await serve(_answer(OK_5))
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         response = await transport.handle_async_request(_request(url + "?a=1&b=2", method="GET"))
         assert await _body(response) == b"hello"
-    finally:
-        await transport.aclose()
     request = server.requests[0]
     assert request.startswith(b"GET /v1/chat?a=1&b=2 HTTP/1.1\r\nHost: 127.0.0.1:")
     assert request.endswith(b"\r\n\r\n")
@@ -190,12 +197,9 @@ async def test_a_body_not_read_yet_is_read_and_sent_chunked(serve) -> None:  # t
         return True
 
     url, server = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         request = httpx.Request("POST", url, content=parts(), extensions={"timeout": {}})
         assert await _body(await transport.handle_async_request(request)) == b"hello"
-    finally:
-        await transport.aclose()
     assert b"transfer-encoding: chunked" in server.requests[0].lower()
     assert seen == [b"4\r\nabcd\r\n0\r\n\r\n"]
 
@@ -212,15 +216,12 @@ async def test_content_length_and_close_delimited_bodies(serve) -> None:  # type
         return index == 0  # the second body ends when the connection does
 
     url, server = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         first = await transport.handle_async_request(_request(url))
         assert await _body(first) == b"hello"
         second = await transport.handle_async_request(_request(url))
         assert await _body(second) == b"until the end"
         assert transport.connection_counts() == (0, 0)  # not reusable after a close-delimited body
-    finally:
-        await transport.aclose()
     assert server.connections == 1
 
 
@@ -235,19 +236,14 @@ async def test_a_close_delimited_body_ended_by_a_reset_is_a_read_error(serve) ->
         return False
 
     url, _ = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         response = await transport.handle_async_request(_request(url))
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
-        chunks = aiter(stream)
+        chunks = _chunks(response)
         assert await anext(chunks) == b"part"
         with pytest.raises(httpx.ReadError):
             await anext(chunks)
         await response.aclose()
         assert transport.connection_counts() == (0, 0)
-    finally:
-        await transport.aclose()
 
 
 async def test_a_chunked_body_cut_short_is_a_protocol_error(serve) -> None:  # type: ignore[no-untyped-def]
@@ -270,44 +266,32 @@ async def test_a_chunked_body_cut_short_is_a_protocol_error(serve) -> None:  # t
 )
 async def test_garbage_is_a_protocol_error(serve, reply: bytes) -> None:  # type: ignore[no-untyped-def]
     url, _ = await serve(_answer(reply, keep=False))
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         with pytest.raises(httpx.RemoteProtocolError):
             await transport.handle_async_request(_request(url))
         assert transport.connection_counts() == (0, 0)
-    finally:
-        await transport.aclose()
 
 
 async def test_no_response_at_all_is_a_protocol_error(serve) -> None:  # type: ignore[no-untyped-def]
     url, _ = await serve(_answer(b"", keep=False))
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
             await transport.handle_async_request(_request(url))
-    finally:
-        await transport.aclose()
 
 
 async def test_a_big_body_in_the_same_read_as_the_head(serve) -> None:  # type: ignore[no-untyped-def]
     body = b"y" * 300_000
     url, _ = await serve(_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + body))
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == body
-    finally:
-        await transport.aclose()
 
 
 async def test_data_after_the_response_is_not_taken_for_its_body(serve) -> None:  # type: ignore[no-untyped-def]
     url, server = await serve(_answer(OK_5 + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad"))
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         for _ in range(2):
             assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
             assert transport.connection_counts() == (0, 0)  # not reusable
-    finally:
-        await transport.aclose()
     assert server.connections == 2
 
 
@@ -333,13 +317,10 @@ async def test_unsupported_urls_and_header_injection() -> None:
 
 async def test_keep_alive_reuses_one_connection(serve) -> None:  # type: ignore[no-untyped-def]
     url, server = await serve(_answer(OK_5))
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         for _ in range(20):
             assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
             assert transport.connection_counts() == (0, 1)
-    finally:
-        await transport.aclose()
     assert server.connections == 1
     assert len(server.requests) == 20
     await asyncio.wait_for(server.hung_up.wait(), 2)  # aclose() closed the pooled connection
@@ -352,21 +333,17 @@ async def test_connection_close_is_not_reused(serve, side: str) -> None:  # type
         _answer(b"HTTP/1.1 200 OK\r\n" + close + b"Content-Length: 2\r\n\r\nok")
     )
     headers = {"Connection": "close"} if side == "request" else {}
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         for _ in range(3):
             response = await transport.handle_async_request(_request(url, headers=headers))
             assert await _body(response) == b"ok"
             assert transport.connection_counts() == (0, 0)
-    finally:
-        await transport.aclose()
     assert server.connections == 3
 
 
 async def test_an_idle_connection_the_server_closes_leaves_the_pool(serve) -> None:  # type: ignore[no-untyped-def]
     url, server = await serve(_answer(OK_5, keep=False))  # answers, then closes without saying so
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
         for _ in range(100):
             if transport.connection_counts() == (0, 0):
@@ -374,20 +351,15 @@ async def test_an_idle_connection_the_server_closes_leaves_the_pool(serve) -> No
             await asyncio.sleep(0.01)
         assert transport.connection_counts() == (0, 0)
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
-    finally:
-        await transport.aclose()
     assert server.connections == 2
 
 
 async def test_idle_connections_expire(serve) -> None:  # type: ignore[no-untyped-def]
     url, server = await serve(_answer(OK_5))
-    transport = _transport(keepalive_expiry=0.1)
-    try:
+    async with _opened(keepalive_expiry=0.1) as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
         await asyncio.sleep(0.2)
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
-    finally:
-        await transport.aclose()
     assert server.connections == 2
 
 
@@ -402,12 +374,9 @@ async def test_a_stale_connection_is_retried_once_on_a_new_one(serve) -> None:  
         return True
 
     url, server = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
-    finally:
-        await transport.aclose()
     assert server.connections == 2
     assert len(server.requests) == 3
 
@@ -424,13 +393,10 @@ async def test_a_stale_retry_happens_only_once(serve) -> None:  # type: ignore[n
 
     url, server = await serve(handler)
     servers.append(server)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
         with pytest.raises(httpx.RemoteProtocolError):
             await transport.handle_async_request(_request(url))
-    finally:
-        await transport.aclose()
     assert server.connections == 2  # the reused one, then one retry: no third attempt
     assert len(server.requests) == 3
 
@@ -442,21 +408,17 @@ async def test_no_retry_once_response_bytes_arrived(serve) -> None:  # type: ign
         return index == 0
 
     url, server = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
         with pytest.raises(httpx.RemoteProtocolError):
             await transport.handle_async_request(_request(url))
-    finally:
-        await transport.aclose()
     assert server.connections == 1
     assert len(server.requests) == 2
 
 
 async def test_the_pool_cap_makes_requests_wait_or_time_out(serve) -> None:  # type: ignore[no-untyped-def]
     url, server = await serve(_answer(OK_5))
-    transport = _transport(max_connections=1)
-    try:
+    async with _opened(max_connections=1) as transport:
         held = await transport.handle_async_request(_request(url))  # body not read: busy
         assert transport.connection_counts() == (1, 1)
         with pytest.raises(httpx.PoolTimeout):
@@ -466,23 +428,18 @@ async def test_the_pool_cap_makes_requests_wait_or_time_out(serve) -> None:  # t
         assert not waiting.done()
         assert await _body(held) == b"hello"  # frees the connection: the waiter gets it
         assert await _body(await asyncio.wait_for(waiting, 2)) == b"hello"
-    finally:
-        await transport.aclose()
     assert server.connections == 1
 
 
 async def test_the_pool_cap_closes_an_idle_connection_to_another_host(serve) -> None:  # type: ignore[no-untyped-def]
     url_a, _ = await serve(_answer(OK_5))
     url_b, _ = await serve(_answer(OK_5))
-    transport = _transport(max_connections=1)
-    try:
+    async with _opened(max_connections=1) as transport:
         assert await _body(await transport.handle_async_request(_request(url_a))) == b"hello"
         assert await _body(await transport.handle_async_request(_request(url_b, pool=0.5))) == (
             b"hello"
         )
         assert transport.connection_counts() == (0, 1)
-    finally:
-        await transport.aclose()
 
 
 # -- streaming: early close, flow control, timeouts ------------------------------------------
@@ -498,8 +455,7 @@ async def test_closing_a_stream_early_hangs_up_on_the_server(serve) -> None:  # 
         return False
 
     url, server = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         response = await transport.handle_async_request(_request(url))
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)
@@ -508,8 +464,6 @@ async def test_closing_a_stream_early_hangs_up_on_the_server(serve) -> None:  # 
         await response.aclose()
         assert transport.connection_counts() == (0, 0)
         await asyncio.wait_for(server.hung_up.wait(), 2)
-    finally:
-        await transport.aclose()
 
 
 async def test_a_slow_reader_keeps_the_buffer_bounded(serve) -> None:  # type: ignore[no-untyped-def]
@@ -527,8 +481,7 @@ async def test_a_slow_reader_keeps_the_buffer_bounded(serve) -> None:  # type: i
         return True
 
     url, _ = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         response = await transport.handle_async_request(_request(url))
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)
@@ -544,8 +497,6 @@ async def test_a_slow_reader_keeps_the_buffer_bounded(serve) -> None:  # type: i
                 # what was sent is what was read plus socket buffers and at most one read more
                 assert sent - received < 8 * 1024 * 1024, (sent, received)
         await response.aclose()
-    finally:
-        await transport.aclose()
     assert received == size
     assert largest <= 512 * 1024, largest  # never more buffered than the high-water mark + a read
 
@@ -560,8 +511,7 @@ async def test_silence_is_a_read_timeout(serve) -> None:  # type: ignore[no-unty
 
     hung_up = asyncio.Event()
     url, _ = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         response = await transport.handle_async_request(_request(url, read=0.2))
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -569,8 +519,6 @@ async def test_silence_is_a_read_timeout(serve) -> None:  # type: ignore[no-unty
             await _body(response)
         assert 0.15 < loop.time() - started < 1.0
         await asyncio.wait_for(hung_up.wait(), 2)  # the silent upstream was hung up on
-    finally:
-        await transport.aclose()
 
 
 async def test_no_headers_in_time_is_a_read_timeout(serve) -> None:  # type: ignore[no-untyped-def]
@@ -579,13 +527,10 @@ async def test_no_headers_in_time_is_a_read_timeout(serve) -> None:  # type: ign
         return False
 
     url, _ = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         with pytest.raises(httpx.ReadTimeout):
             await transport.handle_async_request(_request(url, read=0.2))
         assert transport.connection_counts() == (0, 0)
-    finally:
-        await transport.aclose()
 
 
 async def test_the_read_timeout_is_silence_not_total_time(serve) -> None:  # type: ignore[no-untyped-def]
@@ -600,16 +545,13 @@ async def test_the_read_timeout_is_silence_not_total_time(serve) -> None:  # typ
         return True
 
     url, _ = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         response = await transport.handle_async_request(_request(url, read=0.3))
         assert await _body(response) == b"x" * 8
         # the next request, with a shorter timeout, is not held to the previous one's timer
         response = await transport.handle_async_request(_request(url, read=0.05))
         with pytest.raises(httpx.ReadTimeout):
             await _body(response)
-    finally:
-        await transport.aclose()
 
 
 async def test_a_cancelled_read_leaves_the_stream_usable(serve) -> None:  # type: ignore[no-untyped-def]
@@ -624,12 +566,9 @@ async def test_a_cancelled_read_leaves_the_stream_usable(serve) -> None:  # type
         return True
 
     url, _ = await serve(handler)
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         response = await transport.handle_async_request(_request(url))
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
-        chunks = aiter(stream)
+        chunks = _chunks(response)
         assert await anext(chunks) == b"ab"
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.05):
@@ -637,8 +576,6 @@ async def test_a_cancelled_read_leaves_the_stream_usable(serve) -> None:  # type
         assert await anext(chunks) == b"cd"
         await response.aclose()
         assert transport.connection_counts() == (0, 1)
-    finally:
-        await transport.aclose()
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -648,13 +585,10 @@ async def test_connection_refused_is_a_connect_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    transport = _transport()
-    try:
+    async with _opened() as transport:
         with pytest.raises(httpx.ConnectError):
             await transport.handle_async_request(_request(f"http://127.0.0.1:{port}/"))
         assert transport.connection_counts() == (0, 0)
-    finally:
-        await transport.aclose()
 
 
 async def test_a_slow_connect_is_a_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
