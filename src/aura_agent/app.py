@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import secrets
 
 import msgspec
@@ -16,7 +15,7 @@ from litestar.types import ASGIApp
 from aura_agent import __version__
 from aura_agent.application.chat_service import ChatService
 from aura_agent.config import Settings, load_settings
-from aura_agent.container import Container
+from aura_agent.container import Container, resolved
 from aura_agent.domain.ports import RateLimiter
 from aura_agent.http.auth import API_KEY_HEADER, ApiKeyGuard
 from aura_agent.http.container_plugin import ContainerPlugin
@@ -67,8 +66,7 @@ def _limits(settings: Settings, container: Container) -> Limits:
     """This app's admission control; the rate limiter is resolved only once a limit needs it."""
 
     async def rate_limiter() -> RateLimiter:
-        provided = container.rate_limiter()
-        limiter: RateLimiter = await provided if inspect.isawaitable(provided) else provided
+        limiter: RateLimiter = await resolved(container.rate_limiter())
         return limiter
 
     registry = StreamRegistry(
@@ -109,8 +107,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     limits = _limits(settings, container)
 
     async def chat_service() -> ChatService:
-        provided = container.chat_service()
-        service: ChatService = await provided if inspect.isawaitable(provided) else provided
+        service: ChatService = await resolved(container.chat_service())
         return service
 
     authenticated = Router(

@@ -7,6 +7,7 @@ at startup and closed at shutdown, because streamed bodies outlive any per-reque
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
@@ -27,6 +28,12 @@ from aura_agent.model_routes import Route
 
 # Connections kept per provider host; SSE streams each hold one for their whole duration.
 _MAX_UPSTREAM_CONNECTIONS = 1000
+
+
+async def resolved(provided: Any) -> Any:
+    """The value of a provider call: providers that depend on an async resource (the HTTP and
+    Redis clients) return awaitables, the others return values."""
+    return await provided if inspect.isawaitable(provided) else provided
 
 
 async def _http_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:

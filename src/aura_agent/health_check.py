@@ -9,14 +9,13 @@ container and `build_chat_model` the app uses, so what passes here is what the a
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from aura_agent.config import Settings
-from aura_agent.container import Container, build_chat_model
+from aura_agent.container import Container, build_chat_model, resolved
 from aura_agent.domain.errors import AuraError
 from aura_agent.model_routes import Route
 
@@ -30,11 +29,6 @@ class CheckResult:
     component: str
     ok: bool
     detail: str
-
-
-async def _resolve(provided: Any) -> Any:
-    """Container providers backed by async resources return awaitables."""
-    return await provided if inspect.isawaitable(provided) else provided
 
 
 def _where(url: str) -> str:
@@ -106,14 +100,14 @@ async def run_checks(
     ]
     container = Container(settings=settings)
     try:
-        client = await _resolve(container.http_client())
+        client = await resolved(container.http_client())
         probes = [
             _route_probe(route, settings, client, seconds_per_check) for route in routes.routes
         ]
         store_label = _store_label(settings)
         component = f"session store ({settings.session_store})"
         try:
-            store = await _resolve(container.session_store())
+            store = await resolved(container.session_store())
         except Exception as exc:  # e.g. a URL redis-py refuses: a failed row, not a traceback
             probes.append(_failed(component, _reason(exc) + f" [{store_label}]"))
         else:
@@ -124,7 +118,7 @@ async def run_checks(
             )
         results.extend(await asyncio.gather(*probes))
     finally:
-        await _resolve(container.shutdown_resources())
+        await resolved(container.shutdown_resources())
     return results
 
 

@@ -1,8 +1,9 @@
 """Bridges the dependency-injector container into Litestar's own dependency injection.
 
 dependency-injector's `@inject` markers confuse Litestar's signature parsing, so handlers ask for
-plain names (`settings`, `chat_model`, `session_store`, `chat_service`) and this plugin provides
-them from the container; it also opens and closes the container's resources with the app.
+plain names (`settings`, `chat_model`, `session_store`) and this plugin provides them from the
+container; it also opens and closes the container's resources with the app. (The streaming
+routes take one `streaming` bundle instead, see `http.stream_deps`.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import structlog
 from litestar import Litestar
@@ -18,17 +18,11 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
-from aura_agent.application.chat_service import ChatService
 from aura_agent.config import Settings
-from aura_agent.container import Container
+from aura_agent.container import Container, resolved
 from aura_agent.domain.ports import ChatModel, SessionStore
 
 _log = structlog.get_logger("aura_agent.startup")
-
-
-async def _resolve(provided: Any) -> Any:
-    """Providers that depend on an async resource return awaitables; others return values."""
-    return await provided if inspect.isawaitable(provided) else provided
 
 
 class ContainerPlugin(InitPluginProtocol):
@@ -41,16 +35,12 @@ class ContainerPlugin(InitPluginProtocol):
         container = self.container
 
         async def provide_chat_model() -> ChatModel:
-            model: ChatModel = await _resolve(container.chat_model())
+            model: ChatModel = await resolved(container.chat_model())
             return model
 
         async def provide_session_store() -> SessionStore:
-            store: SessionStore = await _resolve(container.session_store())
+            store: SessionStore = await resolved(container.session_store())
             return store
-
-        async def provide_chat_service() -> ChatService:
-            service: ChatService = await _resolve(container.chat_service())
-            return service
 
         def provide_settings() -> Settings:
             settings: Settings = container.settings()
@@ -61,7 +51,6 @@ class ContainerPlugin(InitPluginProtocol):
                 "settings": Provide(provide_settings, sync_to_thread=False, use_cache=True),
                 "chat_model": Provide(provide_chat_model),
                 "session_store": Provide(provide_session_store),
-                "chat_service": Provide(provide_chat_service),
             }
         )
         app_config.lifespan.append(self._lifespan)
@@ -72,8 +61,8 @@ class ContainerPlugin(InitPluginProtocol):
         """Create the selected adapters up front, so a broken configuration fails at startup."""
         container = self.container
         settings: Settings = container.settings()
-        await _resolve(container.chat_model())
-        await _resolve(container.session_store())
+        await resolved(container.chat_model())
+        await resolved(container.session_store())
         routes = settings.routes
         default = routes.get(routes.default)
         _log.info(
