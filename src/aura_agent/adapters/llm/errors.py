@@ -1,29 +1,22 @@
 """Vendor failures turned into domain errors, shared by every HTTP model adapter.
 
 One `ErrorMapper` per adapter instance, parametrised by the provider's name (for the error's
-`provider` field) and its display label (for the message). It owns the two rules every adapter
-must follow: one status-to-error table, so a 429 means the same thing whichever vendor sent it,
-and one scrubber, so that upstream text quoted to users never carries a key, a URL, HTML or a
-traceback.
-
-Error bodies differ by vendor and are read leniently: OpenAI `{"error": {"message", "type",
-"code"}}`, OpenRouter's `metadata.raw`, Anthropic `{"type": "error", "error": {"type",
-"message"}}`, Ollama `{"error": "text"}`, pydantic-style `{"message": {"detail": [...]}}` (Mistral)
-and plain text all give a message to quote and extra text that only helps classification.
+`provider` field) and its label (for the message), both from the provider's row in the config.
+It owns the rule every adapter must follow: one status-to-error table, so a 429 means the same
+thing whichever vendor sent it. Bodies are read by `error_bodies`; quoted text is cleaned by
+`scrub`, so it never carries a key, a URL, HTML or a traceback.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Final
 
 import httpx
-import msgspec
 
+from aura_agent.adapters.llm.error_bodies import parse_error_body, parse_retry_after, status_of
+from aura_agent.adapters.llm.scrub import Scrubber
 from aura_agent.domain.errors import (
     ChatModelError,
     ContextTooLong,
@@ -37,23 +30,8 @@ from aura_agent.domain.errors import (
     ProviderUnavailable,
 )
 
-__all__ = [
-    "ERROR_BODY_LIMIT",
-    "ErrorBody",
-    "ErrorMapper",
-    "display_name",
-    "parse_error_body",
-    "parse_retry_after",
-    "read_bounded",
-    "status_of",
-]
+__all__ = ["ErrorMapper"]
 
-ERROR_BODY_LIMIT: Final = 16 * 1024  # enough for any JSON error; an HTML error page is cut short
-_DETAIL_LIMIT: Final = 200  # longest upstream text quoted in a user-facing message
-
-# Anything that looks like a credential or a link is removed from upstream text we quote.
-_SECRET_RE: Final = re.compile(r"(?i)\bbearer\s+\S+|\bsk-[A-Za-z0-9_-]{6,}")
-_URL_RE: Final = re.compile(r"(?i)\b(?:https?|wss?)://\S+")
 _CONTEXT_HINTS: Final = (
     "context length",
     "context_length",
@@ -63,62 +41,18 @@ _CONTEXT_HINTS: Final = (
     "context limit",  # Anthropic: "input length and `max_tokens` exceed context limit"
     "prompt is too long",  # Anthropic
 )
-# Word codes (OpenAI-style `error.code`, Anthropic `error.type`) read as the status they mean.
-_WORD_CODES: Final = {
-    "rate_limit_exceeded": 429,
-    "rate_limit_error": 429,
-    "insufficient_quota": 402,
-    "billing_error": 402,
-    "context_length_exceeded": 400,
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "api_error": 500,
-    "overloaded": 529,
-    "overloaded_error": 529,
-    "timeout": 408,
-    "timeout_error": 408,
-}
-_LABELS: Final = {
-    "openai": "OpenAI",
-    "openrouter": "OpenRouter",
-    "anthropic": "Anthropic",
-    "deepseek": "DeepSeek",
-    "groq": "Groq",
-    "together": "Together AI",
-    "mistral": "Mistral",
-    "ollama": "Ollama",
-    "vllm": "vLLM",
-    "llamacpp": "llama.cpp",
-    "lmstudio": "LM Studio",
-}
-
-
-def display_name(provider: str) -> str:
-    """How a provider is named in user-facing messages (`openai` -> `OpenAI`)."""
-    return _LABELS.get(provider.lower(), provider)
-
-
-class ErrorBody(msgspec.Struct, frozen=True):
-    """What an error body says: a message to quote, text that only classifies, a code."""
-
-    message: str | None = None
-    hint: str = ""
-    code: int | str | None = None
 
 
 class ErrorMapper:
     """Builds the domain error for every way a provider call can fail; see the module docstring."""
 
-    __slots__ = ("label", "provider", "secrets")
+    __slots__ = ("clean", "label", "provider")
 
-    def __init__(self, *, provider: str, label: str | None = None, secrets: Iterable[str] = ()):
+    def __init__(self, *, provider: str, label: str, secrets: Iterable[str] = ()) -> None:
         self.provider = provider
-        self.label = label or display_name(provider)
-        # Longest first, so a key that contains another secret is replaced whole.
-        self.secrets = tuple(sorted((s for s in secrets if s), key=len, reverse=True))
+        self.label = label
+        self.clean = Scrubber(secrets).clean
+        """Upstream text made safe to quote (see `scrub`)."""
 
     # -- answers with an error status or body ---------------------------------------------------
 
@@ -300,112 +234,6 @@ class ErrorMapper:
         return ProviderUnavailable(
             f"{self.label} is not available (HTTP {status})", provider=self.provider, status=status
         )
-
-    # -- scrubbing ------------------------------------------------------------------------------
-
-    def clean(self, text: str | None) -> str | None:
-        """Upstream text made safe to quote: no key, no link, one short line, never HTML."""
-        if not text:
-            return None
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        text = _SECRET_RE.sub("***", text)
-        text = _URL_RE.sub("<link>", text)
-        text = " ".join(text.split())
-        if not text or text.startswith("<"):  # an HTML error page says nothing useful
-            return None
-        if "Traceback (most recent call last)" in text:
-            return None
-        if len(text) > _DETAIL_LIMIT:
-            text = text[: _DETAIL_LIMIT - 1].rstrip() + "…"
-        return text
-
-
-# -- body and header parsing ------------------------------------------------------------------
-
-
-async def read_bounded(resp: httpx.Response) -> bytes:
-    """At most `ERROR_BODY_LIMIT` bytes of an error body; a failing read gives what we have."""
-    body = bytearray()
-    try:
-        async for part in resp.aiter_bytes():
-            body += part
-            if len(body) >= ERROR_BODY_LIMIT:
-                break
-    except httpx.HTTPError:
-        pass
-    return bytes(body[:ERROR_BODY_LIMIT])
-
-
-def parse_error_body(body: bytes) -> ErrorBody:
-    """Read an error body of any known shape (see the module docstring); never raises."""
-    try:
-        data: Any = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        text = body.decode("utf-8", "replace").strip()
-        return ErrorBody(text or None)
-    if not isinstance(data, dict):
-        return ErrorBody()
-    error = data.get("error")
-    if isinstance(error, str):  # Ollama, llama.cpp
-        return ErrorBody(error)
-    if not isinstance(error, dict):  # vLLM `{"object": "error", "message": ...}`, FastAPI `detail`
-        return _message_and_hint(data.get("message") or data.get("detail"), "", data.get("code"))
-    hint = ""
-    metadata = error.get("metadata")  # OpenRouter: the provider's own words, to classify only
-    if isinstance(metadata, dict) and metadata.get("raw") is not None:
-        hint = _as_text(metadata["raw"])
-    code = error.get("code")
-    if code is None:
-        code = error.get("type")  # Anthropic names the error kind in `type`
-    return _message_and_hint(error.get("message"), hint, code)
-
-
-def _message_and_hint(message: Any, hint: str, code: Any) -> ErrorBody:
-    if not isinstance(code, int | str) or isinstance(code, bool):
-        code = None
-    if isinstance(message, str):
-        return ErrorBody(message, hint, code)
-    if message is not None:  # a structured message (Mistral's validation errors): classify only
-        hint = f"{hint} {_as_text(message)}".strip()
-    return ErrorBody(None, hint, code)
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return msgspec.json.encode(value).decode("utf-8", "replace")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def status_of(code: int | str | None) -> int | None:
-    """An HTTP-like status from an error code that may be a number, a numeric string or a word."""
-    if isinstance(code, int):
-        return code
-    if isinstance(code, str):
-        if code.isdigit():
-            return int(code)
-        return _WORD_CODES.get(code.lower())
-    return None
 
 
 def _with_detail(message: str, detail: str | None) -> str:
