@@ -63,11 +63,6 @@ class ApiKeyTable:
         return len(self._keys)
 
     @property
-    def tenants(self) -> tuple[str, ...]:
-        """The tenant names, each once, in configuration order."""
-        return tuple(dict.fromkeys(key.tenant for key in self._keys))
-
-    @property
     def secrets(self) -> tuple[str, ...]:
         """The plain keys, for the log redactor."""
         return tuple(key.secret for key in self._keys if key.secret)

@@ -9,7 +9,7 @@ from aura_agent.application.chat_service import ChatService
 from aura_agent.domain.errors import (
     ProviderRateLimited,
     ProviderStreamError,
-    StoreUnavailable,
+    SessionStoreUnavailable,
     TurnNotSavedError,
 )
 from aura_agent.domain.models import (
@@ -27,7 +27,7 @@ class FailingAppendStore(MemorySessionStore):
     """A store whose writes fail, as Redis does when it goes away mid-request."""
 
     async def append_turn(self, session_id: str, user: Message, assistant: Message) -> None:
-        raise StoreUnavailable("the session store is unavailable")
+        raise SessionStoreUnavailable("the session store is unavailable")
 
 
 def _service(model: ScriptedModel, store: MemorySessionStore | None = None) -> ChatService:

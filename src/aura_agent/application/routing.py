@@ -79,11 +79,6 @@ class ModelRouter:
         """The default route's name."""
         return self._default
 
-    @property
-    def route_names(self) -> tuple[str, ...]:
-        """Names a request may choose."""
-        return tuple(self._routes)
-
     def route(self, name: str | None) -> ModelRoute:
         """The route called `name`, or the default one."""
         return self._routes[name or self._default]

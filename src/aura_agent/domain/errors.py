@@ -12,8 +12,13 @@
      |    +-- ProviderUnavailable      cannot connect, or 5xx
      |    +-- ProviderStreamError      a broken stream: malformed chunk, in-band error, cut short
      |    +-- AllRoutesFailed          every route of a request failed before its first token
+     +-- StoreUnavailable          a backing store cannot be reached right now (retry later)
+     |    +-- SessionStoreUnavailable  ... the session store (also a SessionStoreError)
+     |    +-- LimiterUnavailable       ... the store behind the rate and stream limits
      +-- SessionStoreError         the session store failed
-     |    +-- StoreUnavailable         the store cannot be reached right now
+     |    +-- SessionStoreUnavailable
+     +-- LimiterError              the rate limiter's store failed
+     |    +-- LimiterUnavailable
      +-- TurnNotSavedError         the reply streamed but could not be remembered
 
 Messages are written for the end user: they never contain keys, URLs or stack traces, so the
@@ -101,12 +106,24 @@ class AllRoutesFailed(ChatModelError):
         self.last_error = last_error
 
 
+class StoreUnavailable(AuraError):
+    """A backing store cannot be reached right now; the request may be retried later."""
+
+
 class SessionStoreError(AuraError):
     """The session store failed."""
 
 
-class StoreUnavailable(SessionStoreError):
-    """The session store cannot be reached right now; the request may be retried later."""
+class SessionStoreUnavailable(SessionStoreError, StoreUnavailable):
+    """The session store cannot be reached right now."""
+
+
+class LimiterError(AuraError):
+    """The store behind the rate and stream limits failed."""
+
+
+class LimiterUnavailable(LimiterError, StoreUnavailable):
+    """The store behind the rate and stream limits cannot be reached right now."""
 
 
 class TurnNotSavedError(AuraError):

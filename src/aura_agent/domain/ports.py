@@ -69,7 +69,8 @@ class RateLimiter(Protocol):
     """Per-tenant limits: requests per minute and concurrent streams, each off when its limit is 0.
 
     Adapters hold the limits; one shared by every instance (Redis) enforces them across the
-    deployment. Failures to reach the backing store raise `StoreUnavailable`.
+    deployment. Failures to reach the backing store raise `LimiterUnavailable`, other store
+    failures `LimiterError`.
     """
 
     async def hit(self, tenant: str) -> float:

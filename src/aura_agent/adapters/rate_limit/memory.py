@@ -62,7 +62,3 @@ class MemoryRateLimiter:
             held.discard(stream_id)
             if not held:
                 del self._streams[tenant]
-
-    def streams_of(self, tenant: str) -> int:
-        """Slots the tenant holds now (for tests and diagnostics)."""
-        return len(self._streams.get(tenant, ()))

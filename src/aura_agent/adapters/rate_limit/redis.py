@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aura_agent.domain.errors import SessionStoreError, StoreUnavailable
+from aura_agent.domain.errors import LimiterError, LimiterUnavailable
 
 _log = structlog.get_logger("aura_agent.rate_limit")
 
@@ -69,9 +69,9 @@ def _domain_errors() -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE_ERRORS as exc:
-        raise StoreUnavailable(UNAVAILABLE_MESSAGE) from exc
+        raise LimiterUnavailable(UNAVAILABLE_MESSAGE) from exc
     except RedisError as exc:
-        raise SessionStoreError(FAILED_MESSAGE) from exc
+        raise LimiterError(FAILED_MESSAGE) from exc
 
 
 class RedisRateLimiter:

@@ -27,7 +27,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aura_agent.domain.errors import SessionStoreError, StoreUnavailable
+from aura_agent.domain.errors import SessionStoreError, SessionStoreUnavailable
 from aura_agent.domain.models import Message
 
 RedisClient = Redis | RedisCluster
@@ -78,7 +78,7 @@ def _domain_errors() -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE_ERRORS as exc:
-        raise StoreUnavailable(UNAVAILABLE_MESSAGE) from exc
+        raise SessionStoreUnavailable(UNAVAILABLE_MESSAGE) from exc
     except RedisError as exc:
         raise SessionStoreError(FAILED_MESSAGE) from exc
 
@@ -88,7 +88,8 @@ class RedisSessionStore:
 
     History is capped at `max_messages` rounded down to an even count (whole turns), and a
     session expires `ttl_seconds` after it was last written or loaded. Failures surface as
-    `StoreUnavailable` (transient) or `SessionStoreError`; their messages never include the URL.
+    `SessionStoreUnavailable` (transient) or `SessionStoreError`; their messages never include
+    the URL.
     """
 
     def __init__(
