@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from aura_agent.config.providers import provider_spec
 from aura_agent.domain.errors import ChatModelError
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, TextDelta
 from aura_agent.domain.ports import ChatModel
@@ -38,3 +39,10 @@ async def stream_until_error(
 def texts(events: list[ChatEvent]) -> list[str]:
     """The text of every `TextDelta`, in order."""
     return [e.text for e in events if isinstance(e, TextDelta)]
+
+
+def provider_row(name: str) -> dict[str, str]:
+    """The `provider` and `label` keywords the container gives an adapter, from `name`'s row
+    in the provider table."""
+    spec = provider_spec(name)
+    return {"provider": spec.name, "label": spec.label}

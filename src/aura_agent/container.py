@@ -23,8 +23,9 @@ from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService
 from aura_agent.application.routing import ModelRoute, ModelRouter, RetryPolicy
 from aura_agent.config import Settings
+from aura_agent.config.providers import provider_spec
+from aura_agent.config.routes import Route
 from aura_agent.domain.ports import ChatModel
-from aura_agent.model_routes import Route
 
 # Connections kept per provider host; SSE streams each hold one for their whole duration.
 _MAX_UPSTREAM_CONNECTIONS = 1000
@@ -111,46 +112,40 @@ def _redis_rate_limiter(settings: Settings, store: Any) -> Any:
 
 
 def build_chat_model(route: Route, settings: Settings, client: httpx.AsyncClient) -> ChatModel:
-    """The adapter serving one route; the only place that maps provider names to classes."""
-    if route.provider == "demo":
-        return DemoChatModel(token_delay_seconds=settings.demo_token_delay_ms / 1000)
-    if route.provider == "openrouter":
+    """The adapter serving one route: its provider's row says which wire family speaks to it,
+    and gives the name and label its errors carry. The only place that maps families to
+    adapter classes."""
+    spec = provider_spec(route.provider)
+    if spec.family == "demo":
+        return DemoChatModel(
+            model=route.model, token_delay_seconds=settings.demo_token_delay_ms / 1000
+        )
+    common: dict[str, Any] = {
+        "client": client,
+        "url": route.url,
+        "default_model": route.model,
+        "default_temperature": settings.model_temperature,
+        "default_max_tokens": settings.model_max_tokens,
+        "first_token_timeout": settings.upstream_first_token_timeout,
+        "provider": spec.name,
+        "label": spec.label,
+    }
+    if spec.family == "openrouter":
         from aura_agent.adapters.llm.openrouter import OpenRouterChatModel
 
         return OpenRouterChatModel(
-            client=client,
             api_key=route.api_key or "",
-            url=route.url,
-            default_model=route.model,
-            default_temperature=settings.model_temperature,
-            default_max_tokens=settings.model_max_tokens,
-            first_token_timeout=settings.upstream_first_token_timeout,
             referer=settings.openrouter_referer,
             title=settings.openrouter_title,
+            **common,
         )
-    if route.provider == "openai":
-        from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
+    if spec.family == "anthropic":
+        from aura_agent.adapters.llm.anthropic import AnthropicChatModel
 
-        return OpenAICompatibleChatModel(
-            client=client,
-            api_key=route.api_key,
-            url=route.url,
-            default_model=route.model,
-            default_temperature=settings.model_temperature,
-            default_max_tokens=settings.model_max_tokens,
-            first_token_timeout=settings.upstream_first_token_timeout,
-        )
-    from aura_agent.adapters.llm.anthropic import AnthropicChatModel
+        return AnthropicChatModel(api_key=route.api_key or "", **common)
+    from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
 
-    return AnthropicChatModel(
-        client=client,
-        api_key=route.api_key or "",
-        url=route.url,
-        default_model=route.model,
-        default_temperature=settings.model_temperature,
-        default_max_tokens=settings.model_max_tokens,
-        first_token_timeout=settings.upstream_first_token_timeout,
-    )
+    return OpenAICompatibleChatModel(api_key=route.api_key, **common)
 
 
 def _model_router(settings: Settings, client: httpx.AsyncClient) -> ModelRouter:

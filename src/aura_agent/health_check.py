@@ -15,9 +15,10 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from aura_agent.config import Settings
+from aura_agent.config.providers import provider_spec
+from aura_agent.config.routes import Route
 from aura_agent.container import Container, build_chat_model, resolved
 from aura_agent.domain.errors import AuraError
-from aura_agent.model_routes import Route
 
 CHECK_TIMEOUT_SECONDS = 10.0
 
@@ -71,7 +72,7 @@ def _route_probe(
     route: Route, settings: Settings, client: Any, seconds: float
 ) -> Awaitable[CheckResult]:
     model = build_chat_model(route, settings, client)
-    if route.provider == "demo":
+    if provider_spec(route.provider).family == "demo":
         described = "offline demo model (canned replies)"
     else:
         described = f"{route.provider} {route.model} at {_where(route.url)}"

@@ -69,6 +69,30 @@ async def test_openai_compatible_by_environment(tmp_path: Path) -> None:
     assert sent.json["stream_options"] == {"include_usage": True}
 
 
+async def test_a_named_openai_compatible_vendor_is_one_row(tmp_path: Path) -> None:
+    """DeepSeek is a row of the provider table: its key and URL variables, its default model
+    and the label of its errors come from there, with no code of its own."""
+    async with FakeOpenRouter(prefix="") as fake:
+        fake.enqueue(Script(tokens=["via ", "deepseek"]))
+        fake.enqueue(Script(status=401, error_message="bad key"))
+        async with running_server(
+            tmp_path,
+            INTERNAL_API_KEY=KEY,
+            DEEPSEEK_API_KEY="sk-deepseek-switch-4",
+            DEEPSEEK_BASE_URL=fake.base_url,
+        ) as server:
+            assert await _chat(server.base_url, "hi") == ("via deepseek", "done")
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+                refused = await http.post(
+                    "/chat", json={"message": "again"}, headers={"x-api-key": KEY}
+                )
+    sent = fake.chat_requests[0]
+    assert sent.path == "/chat/completions"
+    assert sent.headers["authorization"] == "Bearer sk-deepseek-switch-4"
+    assert sent.json["model"] == "deepseek-chat"
+    assert "event: error\ndata: DeepSeek rejected the API key" in refused.text
+
+
 async def test_a_local_server_without_a_key(tmp_path: Path) -> None:
     async with FakeOpenRouter(prefix="/v1") as fake:
         fake.enqueue(Script(tokens=["local"]))

@@ -14,7 +14,7 @@ from aura_agent import __version__
 from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
 from aura_agent.container import _http_client
 from aura_agent.domain.models import Message, Role
-from tests.adapter_helpers import stream_events, texts
+from tests.adapter_helpers import provider_row, stream_events, texts
 from tests.raw_upstream import RawReply, RawUpstream, finish_event, token_event
 from tests.support import make_settings
 
@@ -42,6 +42,7 @@ async def _model(transport: str, upstream: RawUpstream) -> AsyncIterator[OpenAIC
             default_temperature=0.0,
             default_max_tokens=10,
             first_token_timeout=5.0,
+            **provider_row("openai"),
         )
     finally:
         await clients.aclose()

@@ -40,7 +40,13 @@ from aura_agent.testing.anthropic_mock import (
     anthropic_sse_events,
     anthropic_usage,
 )
-from tests.adapter_helpers import NO_OPTIONS, stream_events, stream_until_error, texts
+from tests.adapter_helpers import (
+    NO_OPTIONS,
+    provider_row,
+    stream_events,
+    stream_until_error,
+    texts,
+)
 
 API_KEY = "sk-ant-api03-unit0123456789abcdefABCDEF"
 CONVERSATION = [
@@ -65,6 +71,8 @@ def make_model(client: httpx.AsyncClient, **overrides: Any) -> AnthropicChatMode
         "default_temperature": 0.2,
         "default_max_tokens": 1024,
         "first_token_timeout": 5.0,
+        **provider_row("anthropic"),
+        "url": DEFAULT_URL,
     }
     kwargs.update(overrides)
     return AnthropicChatModel(**kwargs)

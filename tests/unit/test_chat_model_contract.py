@@ -44,7 +44,7 @@ from aura_agent.domain.ports import ChatModel
 from aura_agent.testing.anthropic_mock import AnthropicMock
 from aura_agent.testing.openrouter_mock import OpenAIMock, OpenRouterMock
 from aura_agent.testing.sse_mock import ScriptedByteStream
-from tests.adapter_helpers import NO_OPTIONS, stream_events, stream_until_error
+from tests.adapter_helpers import NO_OPTIONS, provider_row, stream_events, stream_until_error
 
 MESSAGES = [
     Message(role=Role.SYSTEM, content="Be brief."),
@@ -99,6 +99,7 @@ class MockedHarness:
             api_key=self.api_key,
             url=self.mock.url,
             default_model=self.default_model,
+            **provider_row(self.provider),
             **_settings(**overrides),
         )
 
@@ -235,7 +236,9 @@ def healthy(
         words = len(reply.split())
         prompt = sum(len(m.content) // 4 + 1 for m in MESSAGES)
         usage = Usage(prompt_tokens=prompt, completion_tokens=words, total_tokens=prompt + words)
-        return Healthy(DemoChatModel(token_delay_seconds=0), reply, usage)
+        return Healthy(
+            DemoChatModel(model="aura/offline-demo", token_delay_seconds=0), reply, usage
+        )
     harness = HARNESSES[request.param](httpx_mock)
     harness.add_stream(TOKENS)
     return Healthy(harness.model(http_client), "".join(TOKENS), harness.expected_usage(TOKENS))

@@ -91,7 +91,8 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 
 def test_empty_values_mean_unset() -> None:
     settings = load_settings({"OPENROUTER_API_KEY": "", "MODEL_NAME": " "}, env_file=None)
-    assert settings.openrouter_api_key is None
+    assert settings.resolved_provider == "demo"  # an empty key selects nothing
+    assert settings.routes.secrets == ()
     assert settings.model_name is None
 
 

@@ -19,10 +19,17 @@ import pytest
 import yaml
 
 from aura_agent.config import Settings, load_settings, parse_dotenv
+from aura_agent.config.providers import PROVIDERS
+from aura_agent.config.settings import DERIVED_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
-# MODEL_ROUTES is derived by load_settings, never read from the environment
-SETTING_NAMES = {field.encode_name for field in msgspec.structs.fields(Settings)} - {"MODEL_ROUTES"}
+# Derived fields are filled in by load_settings, never read from the environment; a provider's
+# key and URL variables are named by its row in the provider table.
+SETTING_NAMES = {
+    field.encode_name for field in msgspec.structs.fields(Settings)
+} - DERIVED_FIELDS | {
+    name for spec in PROVIDERS for name in (spec.key_variable, spec.url_variable) if name
+}
 # Read by the CLI (uvicorn workers) rather than by `Settings`.
 EXTRA_VARIABLES = {"WEB_CONCURRENCY"}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what a container must bind for a published port
@@ -218,7 +225,8 @@ def test_env_example_is_a_valid_configuration() -> None:
     # Copied unedited, it must give the README's first run: development, no keys, memory store.
     assert settings.aura_env == "development"
     assert settings.internal_api_key is None
-    assert settings.openrouter_api_key is None
+    assert settings.resolved_provider == "demo"
+    assert settings.routes.secrets == ()
     assert settings.session_store == "memory"
 
 

@@ -14,6 +14,7 @@ from aura_agent.adapters.llm.anthropic import AnthropicChatModel
 from aura_agent.domain.errors import ProviderOverloaded, ProviderStreamError, ProviderTimeout
 from aura_agent.domain.models import GenerationOptions, Message, Role, StreamEnd, TextDelta, Usage
 from aura_agent.testing.fake_anthropic import FakeAnthropic, Script
+from tests.adapter_helpers import provider_row
 
 HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 
@@ -221,6 +222,7 @@ def adapter(fake: FakeAnthropic, http: httpx.AsyncClient, **overrides: Any) -> A
         "default_temperature": 0.2,
         "default_max_tokens": 50,
         "first_token_timeout": 2.0,
+        **provider_row("anthropic"),
     }
     settings.update(overrides)
     return AnthropicChatModel(**settings)

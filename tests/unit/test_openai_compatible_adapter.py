@@ -31,7 +31,7 @@ from aura_agent.domain.models import (
 )
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, Script
 from aura_agent.testing.openrouter_mock import OPENAI_URL, OpenAIMock, openai_usage, sse_event
-from tests.adapter_helpers import NO_OPTIONS, stream_events
+from tests.adapter_helpers import NO_OPTIONS, provider_row, stream_events
 
 API_KEY = "sk-proj-unit0123456789abcdefABCDEF"
 MESSAGES = [Message(role=Role.SYSTEM, content="Be brief."), Message(role=Role.USER, content="Hi")]
@@ -52,6 +52,7 @@ def make_model(client: httpx.AsyncClient, **overrides: Any) -> OpenAICompatibleC
         "default_temperature": 0.3,
         "default_max_tokens": 500,
         "first_token_timeout": 5.0,
+        **provider_row("openai"),
     }
     kwargs.update(overrides)
     return OpenAICompatibleChatModel(**kwargs)
@@ -127,7 +128,9 @@ async def test_no_authorization_header_without_a_key(
 ) -> None:
     ollama = OpenAIMock(httpx_mock, url=OLLAMA_URL)
     ollama.add_stream(["a"])
-    model = make_model(http_client, url=OLLAMA_URL, api_key=api_key, provider="ollama")
+    model = make_model(
+        http_client, url=OLLAMA_URL, api_key=api_key, provider="ollama", label="Ollama"
+    )
 
     assert await collect(model) == [
         TextDelta("a"),
@@ -300,7 +303,7 @@ async def test_a_json_error_in_a_200_uses_the_error_type(
 async def test_a_plain_string_error_body_is_quoted(
     http_client: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
-    model = make_model(http_client, url=OLLAMA_URL, api_key=None, provider="ollama")
+    model = make_model(http_client, url=OLLAMA_URL, api_key=None, provider="ollama", label="Ollama")
     body = {"error": 'model "llama9" not found, try pulling it first'}
     httpx_mock.add_response(url=OLLAMA_URL, method="POST", status_code=404, json=body)
 
@@ -315,7 +318,7 @@ async def test_a_plain_string_error_body_is_quoted(
 async def test_the_provider_name_labels_errors(
     http_client: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
-    model = make_model(http_client, url=OLLAMA_URL, api_key=None, provider="ollama")
+    model = make_model(http_client, url=OLLAMA_URL, api_key=None, provider="ollama", label="Ollama")
     OpenAIMock(httpx_mock, url=OLLAMA_URL).add_connect_error()
 
     error = await failure(model)
@@ -334,7 +337,7 @@ async def test_a_key_of_any_shape_is_scrubbed_from_errors(
     # Groq keys do not look like `sk-...`; only the configured key itself can recognise them.
     groq_url = "https://api.groq.com/openai/v1/chat/completions"
     groq_key = "gsk_0123456789abcdefghijklmnopqrstuvwxyz"
-    model = make_model(http_client, url=groq_url, api_key=groq_key, provider="groq")
+    model = make_model(http_client, url=groq_url, api_key=groq_key, **provider_row("groq"))
     OpenAIMock(httpx_mock, url=groq_url).add_http_error(401, f"Invalid API Key: {groq_key}")
 
     error = await failure(model)
@@ -401,7 +404,7 @@ async def test_streams_from_the_loopback_fake_as_an_openai_server() -> None:
         httpx.AsyncClient(trust_env=False, timeout=5.0) as client,
     ):
         fake.enqueue(Script(tokens=["Hi", " there"], token_delay=0.01))
-        model = make_model(client, url=fake.chat_url, api_key=None, provider="vllm")
+        model = make_model(client, url=fake.chat_url, api_key=None, provider="vllm", label="vLLM")
 
         events = await collect(model)
 

@@ -41,7 +41,13 @@ from aura_agent.testing.openrouter_mock import (
     openrouter_usage,
     sse_event,
 )
-from tests.adapter_helpers import NO_OPTIONS, stream_events, stream_until_error, texts
+from tests.adapter_helpers import (
+    NO_OPTIONS,
+    provider_row,
+    stream_events,
+    stream_until_error,
+    texts,
+)
 
 pytest_plugins = ["aura_agent.testing.pytest_plugin"]
 
@@ -58,6 +64,7 @@ def make_model(client: httpx.AsyncClient, **overrides: Any) -> OpenRouterChatMod
         "default_temperature": 0.2,
         "default_max_tokens": 2000,
         "first_token_timeout": 5.0,
+        **provider_row("openrouter"),
     }
     kwargs.update(overrides)
     return OpenRouterChatModel(**kwargs)

@@ -22,6 +22,7 @@ from aura_agent.http.request_context import RequestRecord
 from aura_agent.http.sse import DONE, encode_data, encode_error
 from aura_agent.http.streaming import sse_body
 from aura_agent.testing.openrouter_mock import OpenRouterMock
+from tests.adapter_helpers import provider_row
 
 
 async def _events(*items: ChatEvent, fail: Exception | None = None) -> AsyncGenerator[ChatEvent]:
@@ -73,6 +74,7 @@ async def test_the_adapter_flags_tokens_of_one_read(httpx_mock: HTTPXMock) -> No
             default_temperature=0.2,
             default_max_tokens=10,
             first_token_timeout=5,
+            **provider_row("openrouter"),
         )
         events = [
             event

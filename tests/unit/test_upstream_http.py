@@ -12,7 +12,7 @@ from aura_agent import __version__
 from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
 from aura_agent.adapters.llm.upstream_http import DEFAULT_HEADERS, UpstreamEndpoint, body_chunks
 from aura_agent.domain.models import Message, Role
-from tests.adapter_helpers import stream_events, texts
+from tests.adapter_helpers import provider_row, stream_events, texts
 
 URL = "https://llm.test:8443/v1/chat/completions?tenant=a"
 HEADERS = {"Authorization": "Bearer sk-unit", "Content-Type": "application/json"}
@@ -129,6 +129,7 @@ async def test_the_adapter_sends_its_user_agent_and_parses_no_cookie(
             default_temperature=0.0,
             default_max_tokens=10,
             first_token_timeout=5.0,
+            **provider_row("openai"),
         )
         events = await stream_events(model, [Message(role=Role.USER, content="hello")])
     assert texts(events) == ["Hi"]

@@ -2,9 +2,9 @@
 
 Two ways to configure them:
 
-* simple: `LLM_PROVIDER` + the provider's key (`OPENROUTER_API_KEY`, `OPENAI_API_KEY`,
-  `ANTHROPIC_API_KEY`) + `MODEL_NAME`; every name in `ALLOWED_MODELS` becomes a route on the
-  same provider;
+* simple: `LLM_PROVIDER` + the provider's key (`OPENROUTER_API_KEY`, `OPENAI_API_KEY`, ...:
+  the `key_variable` of its row in `providers`) + `MODEL_NAME`; every name in `ALLOWED_MODELS`
+  becomes a route on the same provider;
 * full: a TOML or JSON file named by `MODELS_FILE`, with fallbacks and retries per route.
 
 Keys never live in the file: a route names the environment variable that holds its key, so the
@@ -19,30 +19,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
-Provider = Literal["openrouter", "openai", "anthropic", "demo"]
-
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "openrouter": "https://openrouter.ai/api/v1",
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "demo": "",
-}
-DEFAULT_KEY_VARIABLES: dict[str, str] = {
-    "openrouter": "OPENROUTER_API_KEY",
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "demo": "",
-}
-DEFAULT_MODELS: dict[str, str] = {
-    "openrouter": "deepseek/deepseek-chat",
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-3-5-haiku-latest",
-    "demo": "aura/offline-demo",
-}
+from aura_agent.config.providers import PROVIDER_NAMES, ProviderSpec, provider_spec
+from aura_agent.msgspec_errors import locate
 
 _ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 
@@ -55,7 +37,7 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     """One resolved route: everything needed to build its adapter."""
 
     name: str
-    provider: Provider
+    provider: str  # a name from `providers.PROVIDERS`
     model: str
     url: str
     api_key: str | None = None
@@ -88,7 +70,7 @@ class RouteTable(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _RouteEntry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    provider: Provider
+    provider: str
     model: str
     base_url: str | None = None
     api_key_env: str | None = None
@@ -101,17 +83,8 @@ class _ModelsFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     routes: dict[str, dict[str, Any]]
 
 
-def endpoint_url(provider: str, base_url: str) -> str:
-    """The streaming endpoint of a provider under its base URL."""
-    base = base_url.rstrip("/")
-    if provider == "anthropic":
-        return base + "/v1/messages"
-    if provider == "demo":
-        return ""
-    return base + "/chat/completions"
-
-
-def _check_url(where: str, url: str) -> None:
+def check_url(where: str, url: str) -> None:
+    """Refuse anything but an http(s) URL; `where` names the setting or entry."""
     if not url.startswith(("https://", "http://")):
         raise RouteError(f"{where}: expected an http:// or https:// URL")
 
@@ -144,40 +117,35 @@ def load_models_file(path: str | Path, environ: Mapping[str, str]) -> RouteTable
 
 def _entry(label: str, name: str, raw_entry: dict[str, Any]) -> _RouteEntry:
     try:
-        return msgspec.convert(raw_entry, _RouteEntry)
+        entry = msgspec.convert(raw_entry, _RouteEntry)
     except msgspec.ValidationError as exc:
         where = _path_message(exc)
         separator = "." if re.match(r"^\w+: ", where) else ": "
         raise RouteError(f"invalid {label}: routes.{name}{separator}{where}") from None
+    if entry.provider not in PROVIDER_NAMES:
+        raise RouteError(
+            f"invalid {label}: routes.{name}.provider: {entry.provider[:40]!r} is not a known "
+            f"provider (accepts: {', '.join(PROVIDER_NAMES)})"
+        )
+    return entry
 
 
 def _path_message(exc: msgspec.ValidationError) -> str:
-    text = str(exc)
-    match = re.search(r" - at `\$\.?([^`]*)`$", text)
-    if not match:
-        return text
-    return f"{match.group(1)}: {text[: match.start()]}"
+    location = locate(exc)
+    return f"{location.path}: {location.reason}" if location.path else location.reason
 
 
 def _resolve(where: str, name: str, entry: _RouteEntry, environ: Mapping[str, str]) -> Route:
     if not _ROUTE_NAME.match(name):
         raise RouteError(f"{where}: a route name is 1-128 characters of letters, digits, ._:/@-")
-    base_url = entry.base_url or DEFAULT_BASE_URLS[entry.provider]
-    url = endpoint_url(entry.provider, base_url)
-    if entry.provider != "demo":
-        _check_url(f"{where}.base_url", url)
-    key_variable = (
-        entry.api_key_env
-        if entry.api_key_env is not None
-        else DEFAULT_KEY_VARIABLES[entry.provider]
-    )
+    spec = provider_spec(entry.provider)
+    url = spec.endpoint(entry.base_url or spec.base_url)
+    if spec.family != "demo":
+        check_url(f"{where}.base_url", url)
+    key_variable = entry.api_key_env if entry.api_key_env is not None else spec.key_variable
     api_key = (environ.get(key_variable) or "").strip() or None if key_variable else None
     if key_variable and api_key is None:
-        hint = (
-            ' (a local server without a key: api_key_env = "")'
-            if entry.provider == "openai"
-            else ""
-        )
+        hint = "" if spec.key_required else ' (a local server without a key: api_key_env = "")'
         raise RouteError(f"{where}: its key variable {key_variable} is not set{hint}")
     return Route(
         name=name,
@@ -210,15 +178,21 @@ def _validated(label: str, routes: tuple[Route, ...], default: str) -> RouteTabl
 
 def simple_routes(
     *,
-    provider: Provider,
+    spec: ProviderSpec,
     model_name: str,
     allowed_models: tuple[str, ...],
-    url: str,
-    api_key: str | None,
+    environ: Mapping[str, str],
 ) -> RouteTable:
-    """The routes of the simple configuration: one per allowed model, all on one provider."""
+    """The routes of the simple configuration: one per allowed model, all on one provider, whose
+    key and URL come from the variables its row names."""
+    override = environ.get(spec.url_variable, "").strip() if spec.url_variable else ""
+    if spec.url_variable_is_endpoint:
+        url = override or spec.default_url
+    else:
+        url = spec.endpoint(override or spec.base_url)
+    api_key = (environ.get(spec.key_variable) or "").strip() or None if spec.key_variable else None
     names = (model_name, *(name for name in allowed_models if name != model_name))
     routes = tuple(
-        Route(name=name, provider=provider, model=name, url=url, api_key=api_key) for name in names
+        Route(name=name, provider=spec.name, model=name, url=url, api_key=api_key) for name in names
     )
     return RouteTable(routes=routes, default=model_name)

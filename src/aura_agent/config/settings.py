@@ -1,36 +1,24 @@
-"""Settings from the environment (and an optional `.env`), validated once at startup.
+"""`Settings`: every setting of the service, as one frozen Struct.
 
-Field names are the environment variable names, so a validation error such as
-"Expected `float` <= 2.0 - at `$.MODEL_TEMPERATURE`" names exactly what to fix.
+Field names are the environment variable names (`rename="upper"`), so a validation error such as
+"Expected `float` <= 2.0 - at `$.MODEL_TEMPERATURE`" names exactly what to fix. A provider's own
+variables (its key, its URL) are not fields: they are named by its row in `providers` and read
+into the routes by `load_settings`.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Literal, get_args, get_origin
+from typing import Annotated, Literal
 
 import msgspec
 
 from aura_agent.api_keys import ApiKeyError, ApiKeyTable, load_api_keys
-from aura_agent.model_routes import (
-    DEFAULT_BASE_URLS,
-    DEFAULT_MODELS,
-    Provider,
-    RouteError,
-    RouteTable,
-    endpoint_url,
-    load_models_file,
-    simple_routes,
-)
+from aura_agent.config.providers import provider_spec
+from aura_agent.config.routes import RouteTable
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
-
-DEFAULT_OPENROUTER_URL = "https://openrouter.ai/api/v1/chat/completions"
 
 
 class ConfigError(ValueError):
@@ -46,8 +34,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["auto", "console", "json"] = "auto"
 
-    # Which adapters serve requests. `auto` picks the first provider with a key, else the demo.
-    llm_provider: Literal["auto", "openrouter", "openai", "anthropic", "demo"] = "auto"
+    # Which provider serves requests (a name from `providers.PROVIDERS`). `auto` picks the first
+    # provider whose key variable is set, else the demo.
+    llm_provider: str = "auto"
     session_store: Literal["memory", "redis"] = "memory"
 
     # Authentication of callers: the seed's single key (tenant "default"), `name:key` pairs,
@@ -61,17 +50,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     max_streams_per_key: NonNegativeInt = 0
     max_concurrent_streams: NonNegativeInt = 0
 
-    # OpenRouter, with the seed's names.
-    openrouter_api_key: str | None = None
-    openrouter_api_url: str = DEFAULT_OPENROUTER_URL
+    # OpenRouter's attribution headers (its key and URL are provider variables, see above).
     openrouter_referer: str | None = None
     openrouter_title: str | None = None
-
-    # Other providers (simple configuration).
-    openai_api_key: str | None = None
-    openai_base_url: str = DEFAULT_BASE_URLS["openai"]
-    anthropic_api_key: str | None = None
-    anthropic_base_url: str = DEFAULT_BASE_URLS["anthropic"]
 
     # Full configuration: named routes with fallbacks, from a TOML or JSON file.
     models_file: str | None = None
@@ -128,8 +109,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     metrics_enabled: bool = True
     metrics_api_key: str | None = None
 
-    # Resolved by `load_settings` from the settings above (never read from the environment).
+    # Resolved by `load_settings` from the settings above and the provider variables (never
+    # read from the environment themselves).
     model_routes: RouteTable | None = None
+    resolved_provider: str = "demo"
+    """The provider of the simple configuration, once `auto` is decided."""
 
     @property
     def is_production(self) -> bool:
@@ -161,22 +145,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
         return self.playground_enabled
 
     @property
-    def resolved_provider(self) -> Provider:
-        """The provider of the simple configuration once `auto` is decided."""
-        if self.llm_provider != "auto":
-            return self.llm_provider
-        if self.openrouter_api_key:
-            return "openrouter"
-        if self.openai_api_key:
-            return "openai"
-        if self.anthropic_api_key:
-            return "anthropic"
-        return "demo"
-
-    @property
     def default_model_name(self) -> str:
         """MODEL_NAME, or the provider's usual model when it is not set."""
-        return self.model_name or DEFAULT_MODELS[self.resolved_provider]
+        return self.model_name or provider_spec(self.resolved_provider).default_model
 
     @property
     def routes(self) -> RouteTable:
@@ -191,145 +162,5 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
         return self.routes.names
 
 
-_LIST_FIELDS = {"ALLOWED_MODELS", "CORS_ORIGINS"}
-_DERIVED_FIELDS = {"MODEL_ROUTES"}
-_FIELD_NAMES = {field.encode_name for field in msgspec.structs.fields(Settings)} - _DERIVED_FIELDS
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    """Parse the simple `.env` format: KEY=VALUE lines, `#` comments, optional quotes, `export`."""
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        else:
-            value = re.sub(r"\s+#.*$", "", value)
-        values[key.strip()] = value
-    return values
-
-
-def _to_field_value(name: str, value: str) -> object:
-    if name in _LIST_FIELDS:
-        return tuple(item.strip() for item in value.split(",") if item.strip())
-    return value
-
-
-def _accepted_values(name: str) -> tuple[str, ...]:
-    for field in msgspec.structs.fields(Settings):
-        if field.encode_name == name and get_origin(field.type) is Literal:
-            return tuple(str(choice) for choice in get_args(field.type))
-    return ()
-
-
-def _problem_from(exc: msgspec.ValidationError) -> str:
-    text = str(exc)
-    match = re.search(r"at `\$\.(\w+)`", text)
-    if not match:
-        return f"invalid configuration: {text}"
-    name = match.group(1)
-    problem = f"invalid {name}: {text[: match.start()].rstrip(' -')}"
-    if accepted := _accepted_values(name):
-        problem += f" (accepts: {', '.join(accepted)})"
-    return problem
-
-
-def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
-) -> Settings:
-    """Build `Settings` from `.env` (if present) overlaid by the process environment.
-
-    Empty values count as unset, so `KEY=` in `.env` keeps the default. Raises `ConfigError`.
-    """
-    merged: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        merged.update(parse_dotenv(Path(env_file).read_text(encoding="utf-8")))
-    merged.update(os.environ if environ is None else environ)
-    raw = {
-        name: _to_field_value(name, value)
-        for name, value in merged.items()
-        if name in _FIELD_NAMES and value.strip() != ""
-    }
-    try:
-        settings = msgspec.convert(raw, Settings, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(_problem_from(exc)) from None
-    validate(settings)
-    try:
-        routes = _routes_for(settings, merged)
-    except RouteError as exc:
-        raise ConfigError(str(exc)) from None
-    return msgspec.structs.replace(settings, model_routes=routes)
-
-
-def _routes_for(settings: Settings, environ: Mapping[str, str]) -> RouteTable:
-    if settings.models_file:
-        return load_models_file(settings.models_file, environ)
-    provider = settings.resolved_provider
-    urls = {
-        "openrouter": settings.openrouter_api_url,
-        "openai": endpoint_url("openai", settings.openai_base_url),
-        "anthropic": endpoint_url("anthropic", settings.anthropic_base_url),
-        "demo": "",
-    }
-    keys = {
-        "openrouter": settings.openrouter_api_key,
-        "openai": settings.openai_api_key,
-        "anthropic": settings.anthropic_api_key,
-        "demo": None,
-    }
-    return simple_routes(
-        provider=provider,
-        model_name=settings.default_model_name,
-        allowed_models=settings.allowed_models,
-        url=urls[provider],
-        api_key=keys[provider],
-    )
-
-
-_KEY_OF_PROVIDER = {
-    "openrouter": "OPENROUTER_API_KEY",
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-}
-
-
-def validate(settings: Settings) -> None:
-    """Check the rules that span several settings; raise `ConfigError` naming the variable."""
-    provider = settings.resolved_provider
-    if settings.has_api_keys and len(settings.api_key_table()) == 0:
-        raise ConfigError("invalid INTERNAL_API_KEYS / API_KEYS_FILE: they hold no key")
-    if settings.is_production:
-        if not settings.has_api_keys:
-            raise ConfigError(
-                "INTERNAL_API_KEY (or INTERNAL_API_KEYS, or API_KEYS_FILE) is required when "
-                "AURA_ENV=production"
-            )
-        if provider == "demo" and not settings.models_file:
-            raise ConfigError(
-                "OPENROUTER_API_KEY is required when AURA_ENV=production "
-                "(the offline demo model is for development only)"
-            )
-    if not settings.models_file and provider in ("openrouter", "anthropic"):
-        key_variable = _KEY_OF_PROVIDER[provider]
-        if not getattr(settings, key_variable.lower()):
-            raise ConfigError(f"{key_variable} is required when LLM_PROVIDER={provider}")
-    for name in ("OPENROUTER_API_URL", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
-        if not getattr(settings, name.lower()).startswith(("https://", "http://")):
-            raise ConfigError(f"invalid {name}: expected an http:// or https:// URL")
-    if settings.model_max_tokens > settings.max_tokens_limit:
-        raise ConfigError(
-            f"invalid MODEL_MAX_TOKENS: {settings.model_max_tokens} is above "
-            f"MAX_TOKENS_LIMIT ({settings.max_tokens_limit})"
-        )
-    if settings.allowed_models and settings.default_model_name not in settings.allowed_models:
-        raise ConfigError(
-            f"invalid ALLOWED_MODELS: it must include MODEL_NAME ({settings.default_model_name})"
-        )
+DERIVED_FIELDS = frozenset({"MODEL_ROUTES", "RESOLVED_PROVIDER"})
+"""Fields `load_settings` fills in; an environment variable of that name is ignored."""

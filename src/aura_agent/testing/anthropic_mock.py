@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from aura_agent.config.providers import provider_spec
 from aura_agent.testing.sse_mock import (
     ScriptedByteStream,
     StreamingAPIMock,
@@ -41,7 +42,7 @@ __all__ = [
     "anthropic_usage",
 ]
 
-DEFAULT_URL: Final = "https://api.anthropic.com/v1/messages"
+DEFAULT_URL: Final = provider_spec("anthropic").default_url
 DEFAULT_MODEL: Final = "claude-3-5-haiku-latest"
 ERROR_TYPES: Final = {
     400: "invalid_request_error",

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from aura_agent.config.providers import provider_spec
 from aura_agent.testing.sse_mock import (
     SSE_HEADERS,
     ScriptedByteStream,
@@ -53,9 +54,9 @@ __all__ = [
     "sse_event",
 ]
 
-DEFAULT_URL: Final = "https://openrouter.ai/api/v1/chat/completions"
+DEFAULT_URL: Final = provider_spec("openrouter").default_url
 DEFAULT_MODEL: Final = "deepseek/deepseek-chat"
-OPENAI_URL: Final = "https://api.openai.com/v1/chat/completions"
+OPENAI_URL: Final = provider_spec("openai").default_url
 OPENAI_MODEL: Final = "gpt-4o-mini"
 PROCESSING_COMMENT: Final = b": OPENROUTER PROCESSING\n\n"
 

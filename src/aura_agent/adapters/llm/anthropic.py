@@ -28,10 +28,8 @@ from aura_agent.adapters.llm.errors import ErrorMapper
 from aura_agent.adapters.llm.streaming import PayloadParser, SSEChatModel
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, Role
 
-__all__ = ["DEFAULT_URL", "AnthropicChatModel", "to_anthropic_messages"]
+__all__ = ["AnthropicChatModel", "to_anthropic_messages"]
 
-PROVIDER: Final = "anthropic"
-DEFAULT_URL: Final = "https://api.anthropic.com/v1/messages"
 _MAX_TEMPERATURE: Final = 1.0
 _TURN_SEPARATOR: Final = "\n\n"
 
@@ -44,11 +42,13 @@ class AnthropicChatModel(SSEChatModel):
         *,
         client: httpx.AsyncClient,
         api_key: str,
-        url: str = DEFAULT_URL,
+        url: str,
         default_model: str,
         default_temperature: float,
         default_max_tokens: int,
         first_token_timeout: float,
+        provider: str,
+        label: str,
         anthropic_version: str = "2023-06-01",
         check_timeout: float = 5.0,
     ) -> None:
@@ -59,7 +59,7 @@ class AnthropicChatModel(SSEChatModel):
             client=client,
             url=url,
             headers={**auth, "Content-Type": "application/json", "Accept": "text/event-stream"},
-            errors=ErrorMapper(provider=PROVIDER, secrets=[api_key]),
+            errors=ErrorMapper(provider=provider, label=label, secrets=[api_key]),
             default_model=default_model,
             default_temperature=default_temperature,
             default_max_tokens=default_max_tokens,

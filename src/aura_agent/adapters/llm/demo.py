@@ -16,7 +16,6 @@ from aura_agent.domain.models import (
     Usage,
 )
 
-DEMO_MODEL_NAME = "aura/offline-demo"
 _WORDS = re.compile(r"\S+\s*|\s+")
 _ECHO_LIMIT = 200
 
@@ -40,7 +39,8 @@ def demo_reply(messages: Sequence[Message]) -> str:
 class DemoChatModel:
     """Streams `demo_reply` word by word, with a small pause so the streaming is visible."""
 
-    def __init__(self, *, token_delay_seconds: float = 0.025) -> None:
+    def __init__(self, *, model: str, token_delay_seconds: float = 0.025) -> None:
+        self._model = model
         self._token_delay = token_delay_seconds
 
     @property
@@ -50,8 +50,8 @@ class DemoChatModel:
 
     @property
     def default_model(self) -> str:
-        """The only model the demo has."""
-        return DEMO_MODEL_NAME
+        """The name the demo answers under (its route's model)."""
+        return self._model
 
     async def stream(
         self, messages: Sequence[Message], options: GenerationOptions

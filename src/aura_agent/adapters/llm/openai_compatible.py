@@ -25,7 +25,8 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from aura_agent.adapters.llm.errors import ErrorMapper, read_bounded
+from aura_agent.adapters.llm.error_bodies import read_bounded
+from aura_agent.adapters.llm.errors import ErrorMapper
 from aura_agent.adapters.llm.openai_chunks import CHUNK_DECODER, InBandError, chunk_events
 from aura_agent.adapters.llm.streaming import PayloadParser, SSEChatModel
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
@@ -49,7 +50,8 @@ _REJECTION_WORDS: Final = (
 class OpenAICompatibleChatModel(SSEChatModel):
     """Streams replies from an OpenAI-compatible endpoint; see the module docstring.
 
-    `url` is the full chat-completions URL. `provider` names the service in errors and logs.
+    `url` is the full chat-completions URL. `provider` names the service in logs and errors'
+    `provider` field, `label` in their messages (both from the provider's row in the config).
     `extra_headers` are added to every request (and may replace the defaults); `extra_body`
     fields are added to the JSON body, but cannot replace the fields this adapter sets.
     """
@@ -64,7 +66,8 @@ class OpenAICompatibleChatModel(SSEChatModel):
         default_temperature: float,
         default_max_tokens: int,
         first_token_timeout: float,
-        provider: str = "openai",
+        provider: str,
+        label: str,
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         include_usage: bool = True,
@@ -81,7 +84,9 @@ class OpenAICompatibleChatModel(SSEChatModel):
             client=client,
             url=url,
             headers=headers,
-            errors=ErrorMapper(provider=provider, secrets=[api_key] if api_key else []),
+            errors=ErrorMapper(
+                provider=provider, label=label, secrets=[api_key] if api_key else []
+            ),
             default_model=default_model,
             default_temperature=default_temperature,
             default_max_tokens=default_max_tokens,

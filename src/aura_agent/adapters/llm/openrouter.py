@@ -17,7 +17,6 @@ from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
 
 __all__ = ["OpenRouterChatModel"]
 
-PROVIDER: Final = "openrouter"
 _USAGE: Final = {"usage": {"include": True}}
 
 
@@ -34,6 +33,8 @@ class OpenRouterChatModel(OpenAICompatibleChatModel):
         default_temperature: float,
         default_max_tokens: int,
         first_token_timeout: float,
+        provider: str,
+        label: str,
         referer: str | None = None,
         title: str | None = None,
         check_timeout: float = 5.0,
@@ -53,7 +54,8 @@ class OpenRouterChatModel(OpenAICompatibleChatModel):
             default_temperature=default_temperature,
             default_max_tokens=default_max_tokens,
             first_token_timeout=first_token_timeout,
-            provider=PROVIDER,
+            provider=provider,
+            label=label,
             extra_headers=attribution,
             extra_body=_USAGE,
             include_usage=False,

@@ -25,7 +25,8 @@ from typing import Final
 
 import httpx
 
-from aura_agent.adapters.llm.errors import ErrorMapper, read_bounded
+from aura_agent.adapters.llm.error_bodies import read_bounded
+from aura_agent.adapters.llm.errors import ErrorMapper
 from aura_agent.adapters.llm.sse import SSEDecoder, SSEError
 from aura_agent.adapters.llm.upstream_http import USER_AGENT, UpstreamEndpoint, body_chunks
 from aura_agent.domain.errors import ChatModelError
