@@ -135,11 +135,9 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 def freeze_startup_heap() -> None:
     """Collect less, and never what startup built (modules, the app, its routes).
 
-    A full collection walks every tracked object: with the app loaded that was a pause of
-    50-100 ms here, during which no token moves, every few seconds under load; and with the
-    default thresholds young collections ran ~30 times a second at 10k tokens/s, most of it
-    scanning per-request objects that reference counting frees anyway. Measured on 200 paced
-    streams: GC time 200 ms -> 40 ms in 10 s, time to first token p99 -25 %. Frozen objects are
+    A full collection walks every tracked object, and no token moves while it runs; young
+    collections at the default threshold mostly scan per-request objects that reference
+    counting frees anyway (figures in the README's Performance section). Frozen objects are
     never collected, so this runs once per server process, after startup, never in tests that
     build many apps.
     """
