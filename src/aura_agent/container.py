@@ -18,6 +18,7 @@ from dependency_injector import containers, providers
 from aura_agent.adapters.llm.aiohttp_transport import AiohttpTransport
 from aura_agent.adapters.llm.asyncio_transport import AsyncioTransport
 from aura_agent.adapters.llm.demo import DemoChatModel
+from aura_agent.adapters.llm.streaming import Endpoint
 from aura_agent.adapters.rate_limit.memory import MemoryRateLimiter
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService
@@ -120,16 +121,16 @@ def build_chat_model(route: Route, settings: Settings, client: httpx.AsyncClient
         return DemoChatModel(
             model=route.model, token_delay_seconds=settings.demo_token_delay_ms / 1000
         )
-    common: dict[str, Any] = {
-        "client": client,
-        "url": route.url,
-        "default_model": route.model,
-        "default_temperature": settings.model_temperature,
-        "default_max_tokens": settings.model_max_tokens,
-        "first_token_timeout": settings.upstream_first_token_timeout,
-        "provider": spec.name,
-        "label": spec.label,
-    }
+    endpoint = Endpoint(
+        client=client,
+        url=route.url,
+        default_model=route.model,
+        default_temperature=settings.model_temperature,
+        default_max_tokens=settings.model_max_tokens,
+        first_token_timeout=settings.upstream_first_token_timeout,
+        provider=spec.name,
+        label=spec.label,
+    )
     if spec.family == "openrouter":
         from aura_agent.adapters.llm.openrouter import OpenRouterChatModel
 
@@ -137,15 +138,15 @@ def build_chat_model(route: Route, settings: Settings, client: httpx.AsyncClient
             api_key=route.api_key or "",
             referer=settings.openrouter_referer,
             title=settings.openrouter_title,
-            **common,
+            **endpoint,
         )
     if spec.family == "anthropic":
         from aura_agent.adapters.llm.anthropic import AnthropicChatModel
 
-        return AnthropicChatModel(api_key=route.api_key or "", **common)
+        return AnthropicChatModel(api_key=route.api_key or "", **endpoint)
     from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
 
-    return OpenAICompatibleChatModel(api_key=route.api_key, **common)
+    return OpenAICompatibleChatModel(api_key=route.api_key, **endpoint)
 
 
 def _model_router(settings: Settings, client: httpx.AsyncClient) -> ModelRouter:

@@ -1,5 +1,6 @@
-"""The providers the service knows, one row each: everything that differs between vendors of a
-wire protocol is data here, read by the settings, the routes, the container and error messages.
+"""The providers the service knows, one row each in `providers.toml`: everything that differs
+between vendors of a wire protocol is data there, read by the settings, the routes, the container
+and error messages, and checked against `ProviderSpec` when this module is imported.
 
 A new vendor of a known protocol (an OpenAI-compatible API such as Groq or DeepSeek) is one row;
 a new wire protocol is one adapter module under `adapters/llm/`, one `family` value and the
@@ -8,6 +9,7 @@ container's one line that builds it.
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Final, Literal
 
 import msgspec
@@ -19,7 +21,7 @@ WireFamily = Literal["openai", "openrouter", "anthropic", "demo"]
 Anthropic's Messages API, or the offline demo."""
 
 
-class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
+class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One provider.
 
     `url_variable` overrides `base_url` in the simple configuration (`LLM_PROVIDER`); for
@@ -51,86 +53,14 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
         return self.endpoint(self.base_url)
 
 
-PROVIDERS: Final[tuple[ProviderSpec, ...]] = (
-    ProviderSpec(
-        name="openrouter",
-        label="OpenRouter",
-        family="openrouter",
-        base_url="https://openrouter.ai/api/v1",
-        endpoint_path="/chat/completions",
-        key_variable="OPENROUTER_API_KEY",
-        key_required=True,
-        default_model="deepseek/deepseek-chat",
-        url_variable="OPENROUTER_API_URL",
-        url_variable_is_endpoint=True,
-    ),
-    ProviderSpec(
-        name="openai",
-        label="OpenAI",
-        family="openai",
-        base_url="https://api.openai.com/v1",
-        endpoint_path="/chat/completions",
-        key_variable="OPENAI_API_KEY",
-        key_required=False,
-        default_model="gpt-4o-mini",
-        url_variable="OPENAI_BASE_URL",
-    ),
-    ProviderSpec(
-        name="anthropic",
-        label="Anthropic",
-        family="anthropic",
-        base_url="https://api.anthropic.com",
-        endpoint_path="/v1/messages",
-        key_variable="ANTHROPIC_API_KEY",
-        key_required=True,
-        default_model="claude-3-5-haiku-latest",
-        url_variable="ANTHROPIC_BASE_URL",
-    ),
-    ProviderSpec(
-        name="demo",
-        label="the demo model",
-        family="demo",
-        base_url="",
-        endpoint_path="",
-        key_variable="",
-        key_required=False,
-        default_model="aura/offline-demo",
-        url_variable="",
-    ),
-    ProviderSpec(
-        name="deepseek",
-        label="DeepSeek",
-        family="openai",
-        base_url="https://api.deepseek.com",
-        endpoint_path="/chat/completions",
-        key_variable="DEEPSEEK_API_KEY",
-        key_required=True,
-        default_model="deepseek-chat",
-        url_variable="DEEPSEEK_BASE_URL",
-    ),
-    ProviderSpec(
-        name="groq",
-        label="Groq",
-        family="openai",
-        base_url="https://api.groq.com/openai/v1",
-        endpoint_path="/chat/completions",
-        key_variable="GROQ_API_KEY",
-        key_required=True,
-        default_model="llama-3.3-70b-versatile",
-        url_variable="GROQ_BASE_URL",
-    ),
-    ProviderSpec(
-        name="mistral",
-        label="Mistral",
-        family="openai",
-        base_url="https://api.mistral.ai/v1",
-        endpoint_path="/chat/completions",
-        key_variable="MISTRAL_API_KEY",
-        key_required=True,
-        default_model="mistral-small-latest",
-        url_variable="MISTRAL_BASE_URL",
-    ),
-)
+class _ProviderFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    provider: tuple[ProviderSpec, ...]
+
+
+PROVIDERS: Final[tuple[ProviderSpec, ...]] = msgspec.toml.decode(
+    resources.files(__package__).joinpath("providers.toml").read_bytes(), type=_ProviderFile
+).provider
+"""Every row of `providers.toml`, in its order (which is also `LLM_PROVIDER=auto`'s)."""
 
 _BY_NAME: Final = {spec.name: spec for spec in PROVIDERS}
 PROVIDER_NAMES: Final = tuple(_BY_NAME)

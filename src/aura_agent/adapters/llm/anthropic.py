@@ -18,14 +18,12 @@ kind maps to the domain error the same HTTP status would give.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
-import httpx
 import msgspec
 
 from aura_agent.adapters.llm.anthropic_events import AnthropicStreamParser, StreamError
-from aura_agent.adapters.llm.errors import ErrorMapper
-from aura_agent.adapters.llm.streaming import PayloadParser, SSEChatModel
+from aura_agent.adapters.llm.streaming import Endpoint, PayloadParser, SSEChatModel
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, Role
 
 __all__ = ["AnthropicChatModel", "to_anthropic_messages"]
@@ -40,33 +38,19 @@ class AnthropicChatModel(SSEChatModel):
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
         api_key: str,
-        url: str,
-        default_model: str,
-        default_temperature: float,
-        default_max_tokens: int,
-        first_token_timeout: float,
-        provider: str,
-        label: str,
         anthropic_version: str = "2023-06-01",
-        check_timeout: float = 5.0,
+        **endpoint: Unpack[Endpoint],
     ) -> None:
         if not api_key:
             raise ValueError("an Anthropic API key is required")
         auth = {"x-api-key": api_key, "anthropic-version": anthropic_version}
         super().__init__(
-            client=client,
-            url=url,
             headers={**auth, "Content-Type": "application/json", "Accept": "text/event-stream"},
-            errors=ErrorMapper(provider=provider, label=label, secrets=[api_key]),
-            default_model=default_model,
-            default_temperature=default_temperature,
-            default_max_tokens=default_max_tokens,
-            first_token_timeout=first_token_timeout,
-            probe_url=_models_url(url),
+            secrets=[api_key],
+            probe_url=_models_url(endpoint["url"]),
             probe_headers=auth,
-            check_timeout=check_timeout,
+            **endpoint,
         )
 
     def _request_body(self, messages: Sequence[Message], options: GenerationOptions) -> bytes:

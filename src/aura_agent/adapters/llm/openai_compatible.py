@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 import httpx
 import msgspec
 
 from aura_agent.adapters.llm.error_bodies import read_bounded
-from aura_agent.adapters.llm.errors import ErrorMapper
 from aura_agent.adapters.llm.openai_chunks import CHUNK_DECODER, InBandError, chunk_events
-from aura_agent.adapters.llm.streaming import PayloadParser, SSEChatModel
+from aura_agent.adapters.llm.streaming import Endpoint, PayloadParser, SSEChatModel
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
 
 __all__ = ["OpenAICompatibleChatModel", "models_url"]
@@ -59,19 +58,11 @@ class OpenAICompatibleChatModel(SSEChatModel):
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
-        url: str,
         api_key: str | None,
-        default_model: str,
-        default_temperature: float,
-        default_max_tokens: int,
-        first_token_timeout: float,
-        provider: str,
-        label: str,
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         include_usage: bool = True,
-        check_timeout: float = 5.0,
+        **endpoint: Unpack[Endpoint],
     ) -> None:
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         headers = {
@@ -81,19 +72,11 @@ class OpenAICompatibleChatModel(SSEChatModel):
             **(extra_headers or {}),
         }
         super().__init__(
-            client=client,
-            url=url,
             headers=headers,
-            errors=ErrorMapper(
-                provider=provider, label=label, secrets=[api_key] if api_key else []
-            ),
-            default_model=default_model,
-            default_temperature=default_temperature,
-            default_max_tokens=default_max_tokens,
-            first_token_timeout=first_token_timeout,
-            probe_url=models_url(url),
+            secrets=[api_key] if api_key else [],
+            probe_url=models_url(endpoint["url"]),
             probe_headers=auth,
-            check_timeout=check_timeout,
+            **endpoint,
         )
         self._extra_body = dict(extra_body or {})
         self._include_usage = include_usage  # switched off for good if the endpoint rejects it

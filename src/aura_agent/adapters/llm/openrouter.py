@@ -9,11 +9,10 @@ closing upstream on cancel) is handled by the generic adapter and the shared err
 
 from __future__ import annotations
 
-from typing import Final
-
-import httpx
+from typing import Final, Unpack
 
 from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
+from aura_agent.adapters.llm.streaming import Endpoint
 
 __all__ = ["OpenRouterChatModel"]
 
@@ -26,18 +25,10 @@ class OpenRouterChatModel(OpenAICompatibleChatModel):
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
         api_key: str,
-        url: str,
-        default_model: str,
-        default_temperature: float,
-        default_max_tokens: int,
-        first_token_timeout: float,
-        provider: str,
-        label: str,
         referer: str | None = None,
         title: str | None = None,
-        check_timeout: float = 5.0,
+        **endpoint: Unpack[Endpoint],
     ) -> None:
         if not api_key:
             raise ValueError("an OpenRouter API key is required")
@@ -47,17 +38,9 @@ class OpenRouterChatModel(OpenAICompatibleChatModel):
         if title:
             attribution["X-Title"] = title
         super().__init__(
-            client=client,
-            url=url,
             api_key=api_key,
-            default_model=default_model,
-            default_temperature=default_temperature,
-            default_max_tokens=default_max_tokens,
-            first_token_timeout=first_token_timeout,
-            provider=provider,
-            label=label,
             extra_headers=attribution,
             extra_body=_USAGE,
             include_usage=False,
-            check_timeout=check_timeout,
+            **endpoint,
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Final
+from typing import Final, NotRequired, TypedDict, Unpack
 
 import httpx
 
@@ -39,7 +39,7 @@ from aura_agent.domain.models import (
     Usage,
 )
 
-__all__ = ["PayloadParser", "SSEChatModel"]
+__all__ = ["Endpoint", "PayloadParser", "SSEChatModel"]
 
 _DRAIN_TIMEOUT: Final = 0.25
 _DRAIN_LIMIT: Final = 64 * 1024
@@ -51,34 +51,51 @@ It raises a `ChatModelError` for a malformed payload or an in-band error. A pars
 stream, so it may keep state (Anthropic spreads usage over two events)."""
 
 
+class Endpoint(TypedDict):
+    """What every streaming adapter is built with, whatever its vendor: the shared client, the
+    route's endpoint and model, the defaults, and the provider's name and label (from its row)."""
+
+    client: httpx.AsyncClient
+    url: str
+    default_model: str
+    default_temperature: float
+    default_max_tokens: int
+    first_token_timeout: float
+    provider: str
+    label: str
+    check_timeout: NotRequired[float]
+
+
 class SSEChatModel:
-    """Base of the adapters for streaming HTTP APIs; see the module docstring."""
+    """Base of the adapters for streaming HTTP APIs; see the module docstring.
+
+    A subclass adds its vendor's `headers` (auth included), the `secrets` its errors must never
+    quote, and the cheap authenticated `probe_url` of `check()`.
+    """
 
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
-        url: str,
         headers: Mapping[str, str],
-        errors: ErrorMapper,
-        default_model: str,
-        default_temperature: float,
-        default_max_tokens: int,
-        first_token_timeout: float,
+        secrets: Sequence[str],
         probe_url: str,
         probe_headers: Mapping[str, str],
-        check_timeout: float = 5.0,
+        **endpoint: Unpack[Endpoint],
     ) -> None:
+        client = endpoint["client"]
         self._client = client
-        self._endpoint = UpstreamEndpoint(client, url, headers)  # URL and headers prepared once
-        self._errors = errors
-        self._default_model = default_model
-        self._default_temperature = default_temperature
-        self._default_max_tokens = default_max_tokens
-        self._first_token_timeout = first_token_timeout
+        # URL and headers prepared once
+        self._endpoint = UpstreamEndpoint(client, endpoint["url"], headers)
+        self._errors = ErrorMapper(
+            provider=endpoint["provider"], label=endpoint["label"], secrets=secrets
+        )
+        self._default_model = endpoint["default_model"]
+        self._default_temperature = endpoint["default_temperature"]
+        self._default_max_tokens = endpoint["default_max_tokens"]
+        self._first_token_timeout = endpoint["first_token_timeout"]
         self._probe_url = probe_url
         self._probe_headers = {"User-Agent": USER_AGENT, **probe_headers}
-        self._check_timeout = check_timeout
+        self._check_timeout = endpoint.get("check_timeout", 5.0)
 
     @property
     def provider(self) -> str:
