@@ -31,19 +31,18 @@ from aura_agent.config import Settings, load_settings
 from aura_agent.config.providers import provider_spec
 from aura_agent.container import Container, resolved
 from aura_agent.domain.ports import ChatModel, RateLimiter, SessionStore
-from aura_agent.http.auth import API_KEY_HEADER, ApiKeyGuard
-from aura_agent.http.controllers import ChatController, HealthController
-from aura_agent.http.guards import all_of
+from aura_agent.http.auth import API_KEY_HEADER, ApiKeyGuard, all_of, provide_tenant
+from aura_agent.http.chat.routes import ChatController
+from aura_agent.http.chat.sessions import SessionsController
+from aura_agent.http.dependencies import STREAMING_DEPENDENCY, provide_streaming_deps
 from aura_agent.http.limits import LimitProblem, Limits, limit_problem_response
-from aura_agent.http.metrics import metrics_parts
-from aura_agent.http.openai_api import openai_router
-from aura_agent.http.playground import PlaygroundController
+from aura_agent.http.openai.routes import openai_router
+from aura_agent.http.ops.health import HealthController
+from aura_agent.http.ops.metrics import metrics_parts
+from aura_agent.http.ops.playground import PlaygroundController
 from aura_agent.http.problems import EXCEPTION_HANDLERS
 from aura_agent.http.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
-from aura_agent.http.sessions_controller import SessionsController
-from aura_agent.http.stream_control import StreamRegistry
-from aura_agent.http.stream_deps import STREAMING_DEPENDENCY, provide_streaming_deps
-from aura_agent.http.tenancy import provide_tenant
+from aura_agent.http.sse.control import StreamRegistry
 from aura_agent.logging import configure_logging
 
 _log = structlog.get_logger("aura_agent.startup")

@@ -31,7 +31,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import multiprocess
 
-from aura_agent.http.stream_control import FINAL_WRITE_SECONDS, drain_streams
+from aura_agent.http.sse.control import FINAL_WRITE_SECONDS, drain_streams
 
 # After the drain, how long uvicorn waits for the interrupted streams' last writes before it
 # cancels what is left (a client that stopped reading).

@@ -37,7 +37,7 @@ from httpx_sse import ServerSentEvent
 
 from aura_agent.app import create_app
 from aura_agent.container import Container
-from aura_agent.http.request_context import RequestRecord
+from aura_agent.http.record import RequestRecord
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, Script
 from tests.raw_upstream import SSE_HEAD, RawReply, RawUpstream, chunk_event, token_event
 from tests.server_process import free_port

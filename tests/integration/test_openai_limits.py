@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from aura_agent.http.stream_control import _REGISTRIES, SHUTDOWN_MESSAGE
+from aura_agent.http.sse.control import _REGISTRIES, SHUTDOWN_MESSAGE
 from tests.conftest import AppFactory
 from tests.integration.test_stream_caps_and_timeouts import SteadyModel, _server
 from tests.support import API_KEY, AUTH, parse_sse

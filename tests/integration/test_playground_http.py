@@ -7,7 +7,7 @@ import re
 import pytest
 from litestar.testing import AsyncTestClient
 
-from aura_agent.http.playground import CONTENT_SECURITY_POLICY
+from aura_agent.http.ops.playground import CONTENT_SECURITY_POLICY
 from tests.conftest import AppFactory
 from tests.support import API_KEY, OPENROUTER_KEY, OPENROUTER_URL, make_settings
 

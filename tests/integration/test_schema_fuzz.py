@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import (
 
 from aura_agent.app import create_app
 from aura_agent.container import Container
-from aura_agent.http.dto import CHAT_REQUEST_SCHEMA, ChatRequest
+from aura_agent.http.chat.dto import ChatRequest
+from aura_agent.http.chat.openapi import CHAT_REQUEST_SCHEMA
 from tests.support import AUTH, ScriptedModel, make_settings
 
 pytestmark = pytest.mark.timeout(120)

@@ -18,7 +18,7 @@ import uvicorn
 from litestar import Litestar
 
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, StreamEnd, TextDelta
-from aura_agent.http.stream_control import FINAL_WRITE_SECONDS
+from aura_agent.http.sse.control import FINAL_WRITE_SECONDS
 from tests.conftest import AppFactory
 from tests.support import API_KEY, AUTH, ScriptedModel, parse_sse, terminal_event, tokens_of
 

@@ -13,7 +13,7 @@ from bench import loadgen
 from bench import run as driver
 from bench.loadgen import ProtocolError, ResponseParser
 
-from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error
+from aura_agent.http.sse.encoding import DONE, KEEPALIVE, encode_data, encode_error
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, Script
 
 # -- the response parser -----------------------------------------------------------------------

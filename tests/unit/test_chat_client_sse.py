@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aura_agent.chat_client import ChatClient, Reply, iter_events, iter_lines
-from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error
+from aura_agent.http.sse.encoding import DONE, KEEPALIVE, encode_data, encode_error
 
 _SSE_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # What str.splitlines (and so httpx's iter_lines) also treats as a line break, but SSE does not.

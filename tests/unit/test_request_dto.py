@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aura_agent.http.dto import decode_chat_request, validate_chat
+from aura_agent.http.chat.dto import decode_chat_request, validate_chat
 from aura_agent.http.problems import RequestProblem
 from tests.support import make_settings
 

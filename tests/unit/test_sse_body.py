@@ -18,9 +18,9 @@ from aura_agent.domain.models import (
     TextDelta,
     Usage,
 )
-from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.sse import DONE, encode_data, encode_error
-from aura_agent.http.streaming import sse_body
+from aura_agent.http.chat.stream import sse_body
+from aura_agent.http.record import RequestRecord
+from aura_agent.http.sse.encoding import DONE, encode_data, encode_error
 from aura_agent.testing.openrouter_mock import OpenRouterMock
 from tests.adapter_helpers import provider_row
 

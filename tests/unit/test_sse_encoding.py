@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aura_agent.http.sse import DONE, KEEPALIVE, encode_data, encode_error, encode_event
+from aura_agent.http.sse.encoding import DONE, KEEPALIVE, encode_data, encode_error, encode_event
 from tests.support import parse_sse, tokens_of
 
 

@@ -12,14 +12,15 @@ import pytest
 
 from aura_agent.domain.errors import ProviderRateLimited
 from aura_agent.domain.models import ChatEvent, StreamEnd, TextDelta
-from aura_agent.http import sse_response
-from aura_agent.http.openai_dto import OpenAIError
-from aura_agent.http.openai_stream import ChunkEncoder, chunk_stream
-from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.sse import DONE, KEEPALIVE, encode_data
-from aura_agent.http.sse_response import DeferredStart, SSEResponse
-from aura_agent.http.stream_control import ActiveStream, StreamRegistry
-from aura_agent.http.streaming import sse_body
+from aura_agent.http.chat.stream import sse_body
+from aura_agent.http.openai.chunks import ChunkEncoder
+from aura_agent.http.openai.errors import OpenAIError
+from aura_agent.http.openai.stream import chunk_stream
+from aura_agent.http.record import RequestRecord
+from aura_agent.http.sse import response as sse_response
+from aura_agent.http.sse.control import ActiveStream, StreamRegistry
+from aura_agent.http.sse.encoding import DONE, KEEPALIVE, encode_data
+from aura_agent.http.sse.response import DeferredStart, SSEResponse
 from tests.support import counting_tasks
 
 KEEPALIVE_SECONDS = 0.05

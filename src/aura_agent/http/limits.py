@@ -19,11 +19,10 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from aura_agent.domain.ports import RateLimiter
-from aura_agent.http.guards import AsyncGuard
+from aura_agent.http.auth import AsyncGuard, tenant_of
 from aura_agent.http.problems import Problem, RequestProblem, problem_response
-from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.stream_control import SHUTDOWN_MESSAGE, ActiveStream, StreamRegistry
-from aura_agent.http.tenancy import tenant_of
+from aura_agent.http.record import RequestRecord
+from aura_agent.http.sse.control import SHUTDOWN_MESSAGE, ActiveStream, StreamRegistry
 
 _log = structlog.get_logger("aura_agent.limits")
 _STREAM_RETRY_AFTER = 1.0

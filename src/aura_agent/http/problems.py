@@ -19,7 +19,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from aura_agent.domain.errors import ChatModelError, StoreUnavailable
-from aura_agent.http.request_context import request_id_of
+from aura_agent.http.record import request_id_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = structlog.get_logger("aura_agent.http")

@@ -11,7 +11,7 @@ from typing import Final
 import msgspec
 
 from aura_agent.domain.models import Usage
-from aura_agent.http.sse import encode_event
+from aura_agent.http.sse.encoding import encode_event
 
 
 class UsageBody(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):

@@ -36,9 +36,8 @@ from prometheus_client import (
 )
 
 from aura_agent.config import Settings
-from aura_agent.http.auth import ApiKeyGuard
-from aura_agent.http.bearer_auth import presented_key
-from aura_agent.http.request_context import RequestRecord
+from aura_agent.http.auth import ApiKeyGuard, presented_key
+from aura_agent.http.record import RequestRecord
 
 _TTFT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
 _STREAM_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)

@@ -17,8 +17,8 @@ from typing import Final
 
 import structlog
 
-from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.sse import encode_error
+from aura_agent.http.record import RequestRecord
+from aura_agent.http.sse.encoding import encode_error
 
 SHUTDOWN_MESSAGE: Final = "the server is shutting down; please retry"
 FINAL_WRITE_SECONDS: Final = 2.0
@@ -105,9 +105,7 @@ class ActiveStream:
         record = self.record
         if record.outcome is not None and record.outcome != "client_disconnected":
             return unsent
-        message = self.stop_message or f"the reply took longer than {self.total_timeout:g} s"
-        record.outcome = "error:shutdown" if self.stop_message else "error:total_timeout"
-        record.error = message
+        message = record.note_cut(self.stop_message, self.total_timeout)
         return (unsent or b"") + self.final_error(message, self.stop_message is not None)
 
     async def close(self) -> None:

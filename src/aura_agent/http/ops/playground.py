@@ -66,7 +66,7 @@ class PlaygroundConfig(msgspec.Struct, kw_only=True, frozen=True):
 @cache
 def _files() -> dict[str, bytes]:
     """The page's files by name, read once: they are small and immutable while running."""
-    folder = resources.files("aura_agent.http").joinpath("playground")
+    folder = resources.files("aura_agent.http.ops").joinpath("playground_files")
     return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
 
 

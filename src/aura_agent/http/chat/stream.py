@@ -15,24 +15,14 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import structlog
 
-from aura_agent.domain.errors import AuraError, ChatModelError, ProviderStreamError
-from aura_agent.domain.models import ChatEvent, RouteServed, StreamEnd, TextDelta, Usage
-from aura_agent.http.request_context import RequestRecord
-from aura_agent.http.sse import DONE, LastChunk, encode_data, encode_error
-from aura_agent.http.usage import encode_usage_event
+from aura_agent.domain.errors import AuraError, ProviderStreamError
+from aura_agent.domain.models import ChatEvent, StreamEnd, TextDelta
+from aura_agent.http.chat.usage import encode_usage_event
+from aura_agent.http.record import RequestRecord
+from aura_agent.http.sse.encoding import DONE, LastChunk, encode_data, encode_error
 
 _log = structlog.get_logger("aura_agent.stream")
 _INTERNAL_ERROR = "the reply failed because of an internal error"
-
-
-def _record_error(record: RequestRecord, exc: AuraError) -> None:
-    kind = type(exc).__name__
-    record.outcome = f"error:{kind}"
-    record.error = str(exc)
-    if isinstance(exc, ChatModelError):
-        record.error_provider = exc.provider
-        if exc.status is not None:
-            record.error = f"{exc} (upstream status {exc.status})"
 
 
 def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
@@ -40,23 +30,13 @@ def _encode_event(event: ChatEvent, record: RequestRecord) -> bytes | None:
     if type(event) is TextDelta:
         if not event.text:
             return None
-        if record.ttft_ms is None:
-            record.ttft_ms = record.elapsed_ms()
-        record.tokens_relayed += 1
+        record.note_token()
         return encode_data(event.text)
-    if type(event) is Usage:
-        record.note_usage(event)
-        return None
+    record.note(event)
     if type(event) is StreamEnd:
-        record.outcome = "completed"
         if record.include_usage and record.usage is not None:
             return encode_usage_event(record.usage) + DONE
         return DONE
-    if type(event) is RouteServed:
-        record.route = event.route
-        record.provider = event.provider
-        record.model = event.model
-        record.attempts = event.attempts
     return None
 
 
@@ -97,7 +77,7 @@ async def sse_body(
             if held:
                 yield LastChunk(b"".join(held))
     except AuraError as exc:
-        _record_error(record, exc)
+        record.note_failure(exc)
         yield LastChunk(b"".join(held) + encode_error(str(exc)))
     except asyncio.CancelledError:
         record.outcome = "client_disconnected"

@@ -1,4 +1,4 @@
-"""Bodies of the OpenAI-compatible API (`/v1`): requests, responses and errors, in OpenAI's shapes.
+"""Requests of the OpenAI-compatible API (`/v1`): decoding, and the checks that need settings.
 
 Requests decode leniently, as OpenAI's own clients expect: unknown fields (`tools`, `top_p`,
 `user`, ...) are ignored, `developer` is read as `system`, and content may be a string or an
@@ -8,64 +8,15 @@ that names the parameter, never a silent misbehaviour.
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Annotated, Final
 
 import msgspec
-from litestar.exceptions import HTTPException
 
 from aura_agent.config import Settings
-from aura_agent.domain.errors import (
-    AllRoutesFailed,
-    AuraError,
-    ContextTooLong,
-    ProviderBadRequest,
-    ProviderOverloaded,
-    ProviderRateLimited,
-    ProviderTimeout,
-    ProviderUnavailable,
-    StoreUnavailable,
-    TurnNotSavedError,
-)
-from aura_agent.domain.models import GenerationOptions, Message, Role, Usage
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-class ErrorDetail(msgspec.Struct, kw_only=True, frozen=True):
-    """OpenAI's error object; `param` and `code` are null when they do not apply."""
-
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorBody(msgspec.Struct, kw_only=True, frozen=True):
-    """`{"error": {...}}`: the body of every `/v1` error response and of a mid-stream failure."""
-
-    error: ErrorDetail
-
-
-class OpenAIError(HTTPException):
-    """A `/v1` request the service will not serve, described as OpenAI describes its errors."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int = 400,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail=message, status_code=status_code, headers=headers)
-        self.error = ErrorDetail(message=message, type=type, param=param, code=code)
-
-
-# -- requests -------------------------------------------------------------------------------
+from aura_agent.domain.models import GenerationOptions, Message, Role
+from aura_agent.http.openai.errors import OpenAIError
+from aura_agent.http.validation import CONTROL_CHARACTER_RULE, find_control_character
+from aura_agent.msgspec_errors import locate
 
 
 class ContentPart(msgspec.Struct, kw_only=True, frozen=True):
@@ -107,15 +58,12 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _decoder: Final = msgspec.json.Decoder(ChatCompletionRequest)
-_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
-_MISSING = re.compile(r"missing required field `([^`]+)`")
 _ROLES: Final = {
     "system": Role.SYSTEM,
     "developer": Role.SYSTEM,
     "user": Role.USER,
     "assistant": Role.ASSISTANT,
 }
-_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def decode_completion_request(body: bytes) -> ChatCompletionRequest:
@@ -125,18 +73,16 @@ def decode_completion_request(body: bytes) -> ChatCompletionRequest:
     try:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        at = _AT_PATH.search(text)
-        param = at.group(1) if at and at.group(1) else None
-        if missing := _MISSING.search(text):
-            name = missing.group(1)
-            param = f"{param}.{name}" if param else name
+        where = locate(exc)
+        param = where.path or None
+        if where.missing is not None:
+            param = f"{param}.{where.missing}" if param else where.missing
             raise OpenAIError(
                 f"Missing required parameter: '{param}'.",
                 param=param,
                 code="missing_required_parameter",
             ) from None
-        reason = text[: at.start()] if at else text
+        reason = where.reason
         shown = f"'{param}'" if param else "the body"
         raise OpenAIError(f"Invalid {shown}: {reason}", param=param, code="invalid_value") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -198,10 +144,10 @@ def _message(message: RequestMessage, index: int, settings: Settings) -> Message
             param=param,
             code="string_above_max_length",
         )
-    if control := _CONTROL_CHARACTER.search(text):
+    if control := find_control_character(text):
         raise OpenAIError(
-            f"Invalid '{param}': the control character U+{ord(control.group()):04X} at index "
-            f"{control.start()}; only tab, line feed and carriage return are allowed",
+            f"Invalid '{param}': the control character {control.code_point} at index "
+            f"{control.position}; {CONTROL_CHARACTER_RULE}",
             param=param,
             code="invalid_value",
         )
@@ -264,130 +210,3 @@ def last_user_text(messages: list[Message]) -> str:
         param="messages",
         code="invalid_value",
     )
-
-
-# -- responses ------------------------------------------------------------------------------
-
-
-class PromptTokensDetails(msgspec.Struct, kw_only=True, frozen=True):
-    """Part of the prompt served from the provider's cache."""
-
-    cached_tokens: int
-
-
-class CompletionTokensDetails(msgspec.Struct, kw_only=True, frozen=True):
-    """Part of the completion spent on (hidden) reasoning."""
-
-    reasoning_tokens: int
-
-
-class CompletionUsage(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
-    """`usage`; the details appear only when the provider reported them."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    prompt_tokens_details: PromptTokensDetails | None = None
-    completion_tokens_details: CompletionTokensDetails | None = None
-
-
-def completion_usage(usage: Usage) -> CompletionUsage:
-    """OpenAI's usage object for a domain `Usage`."""
-    return CompletionUsage(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-        prompt_tokens_details=None
-        if usage.cached_tokens is None
-        else PromptTokensDetails(cached_tokens=usage.cached_tokens),
-        completion_tokens_details=None
-        if usage.reasoning_tokens is None
-        else CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens),
-    )
-
-
-class AssistantMessage(msgspec.Struct, kw_only=True, frozen=True):
-    """The reply of a non-streamed completion."""
-
-    role: str = "assistant"
-    content: str
-    refusal: None = None
-
-
-class Choice(msgspec.Struct, kw_only=True, frozen=True):
-    """The one choice of a non-streamed completion."""
-
-    index: int = 0
-    message: AssistantMessage
-    logprobs: None = None
-    finish_reason: str
-
-
-class ChatCompletion(msgspec.Struct, kw_only=True, frozen=True):
-    """The body of a non-streamed `POST /v1/chat/completions`; `usage` is null if unreported."""
-
-    id: str
-    object: str = "chat.completion"
-    created: int
-    model: str
-    choices: list[Choice]
-    usage: CompletionUsage | None
-
-
-class ModelObject(msgspec.Struct, kw_only=True, frozen=True):
-    """One configured route, as `GET /v1/models` lists it."""
-
-    id: str
-    object: str = "model"
-    created: int
-    owned_by: str
-
-
-class ModelList(msgspec.Struct, kw_only=True, frozen=True):
-    """The body of `GET /v1/models`."""
-
-    object: str = "list"
-    data: list[ModelObject]
-
-
-# -- domain errors in OpenAI's terms ----------------------------------------------------------
-
-
-def error_for(exc: AuraError) -> OpenAIError:
-    """The status and error object for a failure, chosen so OpenAI clients react sensibly.
-
-    Upstream rate limits stay 429 (with Retry-After when known), so SDKs back off; an
-    unreachable, overloaded or slow provider is 503/504; a request the provider refused is 400;
-    everything else the provider got wrong (our credentials, a broken stream) is 502. When every
-    route failed, the last failure decides, while the message still names every route.
-    """
-    cause = exc.last_error if isinstance(exc, AllRoutesFailed) else exc
-    message = str(exc)
-    if isinstance(cause, ProviderRateLimited):
-        headers = None
-        if cause.retry_after is not None:
-            headers = {"Retry-After": str(max(1, math.ceil(cause.retry_after)))}
-        return OpenAIError(
-            message, status_code=429, type="requests", code="rate_limit_exceeded", headers=headers
-        )
-    if isinstance(cause, ContextTooLong):
-        return OpenAIError(message, param="messages", code="context_length_exceeded")
-    if isinstance(cause, ProviderBadRequest):
-        return OpenAIError(message, code="upstream_bad_request")
-    if isinstance(cause, ProviderOverloaded | ProviderUnavailable):
-        return OpenAIError(
-            message, status_code=503, type="server_error", code="upstream_unavailable"
-        )
-    if isinstance(cause, ProviderTimeout):
-        return OpenAIError(message, status_code=504, type="server_error", code="upstream_timeout")
-    if isinstance(cause, StoreUnavailable):
-        return OpenAIError(
-            message,
-            status_code=503,
-            type="server_error",
-            code="session_store_unavailable",
-            headers={"Retry-After": "2"},
-        )
-    if isinstance(cause, TurnNotSavedError):
-        return OpenAIError(message, status_code=503, type="server_error", code="turn_not_saved")
-    return OpenAIError(message, status_code=502, type="server_error", code="upstream_error")

@@ -11,64 +11,54 @@ does: the last user message of `messages` is the new turn, the history comes fro
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 import msgspec
-import structlog
-from litestar import Controller, Request, Response, Router, get, post
+from litestar import Controller, Request, Router, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
 from aura_agent.application.chat_service import ChatService
 from aura_agent.config import Settings
-from aura_agent.domain.errors import AuraError, ChatModelError, StoreUnavailable
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
-from aura_agent.http.auth import ApiKeyGuard
-from aura_agent.http.bearer_auth import BearerOrApiKeyGuard
-from aura_agent.http.dto import SESSION_ID_PATTERN
-from aura_agent.http.guards import AsyncGuard, all_of
-from aura_agent.http.limits import LimitProblem
-from aura_agent.http.openai_dto import (
-    AssistantMessage,
-    ChatCompletion,
+from aura_agent.http.auth import (
+    ApiKeyGuard,
+    AsyncGuard,
+    BearerOrApiKeyGuard,
+    all_of,
+    scoped_session_id,
+    tenant_of,
+)
+from aura_agent.http.dependencies import StreamingDeps
+from aura_agent.http.openai.chunks import ChunkEncoder, cut_short_error, final_error_frame
+from aura_agent.http.openai.dto import (
     ChatCompletionRequest,
-    Choice,
-    ErrorBody,
-    ErrorDetail,
-    ModelList,
-    ModelObject,
-    OpenAIError,
-    completion_usage,
     decode_completion_request,
-    error_for,
     last_user_text,
     validate_completion,
 )
-from aura_agent.http.openai_stream import (
-    ChunkEncoder,
-    chunk_stream,
-    collect_completion,
-    cut_short_error,
-    final_error_frame,
+from aura_agent.http.openai.errors import OPENAI_EXCEPTION_HANDLERS, OpenAIError
+from aura_agent.http.openai.responses import (
+    AssistantMessage,
+    ChatCompletion,
+    Choice,
+    ModelList,
+    ModelObject,
+    completion_usage,
 )
-from aura_agent.http.problems import RequestProblem
-from aura_agent.http.request_context import get_record
-from aura_agent.http.sse_response import DeferredStart, SSEResponse
-from aura_agent.http.stream_control import ActiveStream
-from aura_agent.http.stream_deps import StreamingDeps
-from aura_agent.http.tenancy import scoped_session_id, tenant_of
+from aura_agent.http.openai.stream import chunk_stream, collect_completion
+from aura_agent.http.record import get_record
+from aura_agent.http.sse.control import ActiveStream
+from aura_agent.http.sse.response import DeferredStart, SSEResponse
+from aura_agent.http.validation import SESSION_ID_RULE, is_session_id
 
 SESSION_HEADER: Final = "x-session-id"
-_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _STARTED: Final = int(time.time())  # `created` of the listed models: they exist since startup
 _encode: Final = msgspec.json.Encoder().encode
-_log = structlog.get_logger("aura_agent.http")
 
 
 def _session_id(request: Request[Any, Any, Any]) -> str | None:
@@ -76,10 +66,9 @@ def _session_id(request: Request[Any, Any, Any]) -> str | None:
     session_id = request.headers.get(SESSION_HEADER)
     if session_id is None:
         return None
-    if _SESSION_ID.fullmatch(session_id) is None:
+    if not is_session_id(session_id):
         raise OpenAIError(
-            "Invalid 'X-Session-Id' header: must be 1 to 128 characters of A-Z, a-z, 0-9, '_' "
-            "or '-'.",
+            f"Invalid 'X-Session-Id' header: {SESSION_ID_RULE}.",
             param="X-Session-Id",
             code="invalid_value",
         )
@@ -195,13 +184,8 @@ class OpenAIController(Controller):
         except TimeoutError:
             if not timer.expired():
                 raise
-            message = (
-                active.stop_message or f"the reply took longer than {active.total_timeout:g} s"
-            )
-            shutdown = active.stop_message is not None
-            record.outcome = "error:shutdown" if shutdown else "error:total_timeout"
-            record.error = message
-            raise cut_short_error(message, shutdown) from None
+            message = record.note_cut(active.stop_message, active.total_timeout)
+            raise cut_short_error(message, active.stop_message is not None) from None
         finally:
             active.finished()
         completion = ChatCompletion(
@@ -251,73 +235,6 @@ class OpenAIController(Controller):
             keepalive_seconds=settings.keepalive_seconds,
             deferred=start,
         )
-
-
-# -- errors in OpenAI's shape ------------------------------------------------------------------
-
-_ERROR_MEDIA_TYPE: Final = "application/json"
-
-
-def _error_response(
-    error: ErrorDetail, status: int, headers: dict[str, str] | None = None
-) -> Response[ErrorBody]:
-    return Response(
-        ErrorBody(error=error), status_code=status, media_type=_ERROR_MEDIA_TYPE, headers=headers
-    )
-
-
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
-    """Every refusal before a reply starts: validation, auth, body size, rate limits."""
-    status = exc.status_code
-    headers = dict(exc.headers or {})
-    if isinstance(exc, OpenAIError):
-        return _error_response(exc.error, status, headers or None)
-    message = exc.detail
-    kind, param, code = "invalid_request_error", None, None
-    if isinstance(exc, NotAuthorizedException):
-        code = "invalid_api_key"
-        headers.setdefault("WWW-Authenticate", "Bearer")
-    elif status == 413:
-        message = "the request body is larger than this service accepts"
-        code = "request_too_large"
-    elif status == 429:
-        kind, code = "requests", "rate_limit_exceeded"
-    elif status == 404:
-        code = "not_found"
-    elif status >= 500 and isinstance(exc, RequestProblem):  # deliberate, e.g. instance full
-        kind, code = "server_error", "service_unavailable"
-    elif status >= 500:
-        _log.error("internal_error", exc_info=exc)
-        message, kind, code = "the server failed to handle this request", "server_error", None
-    if isinstance(exc, RequestProblem):
-        param = exc.field
-    error = ErrorDetail(message=message, type=kind, param=param, code=code)
-    return _error_response(error, status, headers or None)
-
-
-def _domain_error(_: Request[Any, Any, Any], exc: AuraError) -> Response[ErrorBody]:
-    """A store outage while preparing, or a model failure raised before the response began."""
-    if isinstance(exc, StoreUnavailable):
-        _log.warning("session_store_unavailable", error=str(exc))
-    error = error_for(exc)
-    return _error_response(error.error, error.status_code, error.headers)
-
-
-def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    _log.exception("unhandled_error", error_type=type(exc).__name__)
-    error = ErrorDetail(message="the server failed to handle this request", type="server_error")
-    return _error_response(error, 500)
-
-
-OPENAI_EXCEPTION_HANDLERS: Final = {
-    HTTPException: _http_error,
-    LimitProblem: _http_error,
-    # The app's own handlers for these answer problem+json; these keys override them under /v1.
-    StoreUnavailable: _domain_error,
-    ChatModelError: _domain_error,
-    AuraError: _domain_error,
-    Exception: _unexpected,
-}
 
 
 def openai_router(keys: ApiKeyGuard, *guards: AsyncGuard) -> Router:

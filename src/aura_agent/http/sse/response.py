@@ -30,8 +30,8 @@ import structlog
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
-from aura_agent.http.sse import KEEPALIVE, LastChunk
-from aura_agent.http.stream_control import FINAL_WRITE_SECONDS, ActiveStream
+from aura_agent.http.sse.control import FINAL_WRITE_SECONDS, ActiveStream
+from aura_agent.http.sse.encoding import KEEPALIVE, LastChunk
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",

@@ -1,75 +1,22 @@
-"""HTTP routes: health, readiness and the streaming chat endpoint."""
+"""`POST /chat`: the seed's streaming chat endpoint."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.response import Response
 
-from aura_agent import __version__
-from aura_agent.config import Settings
-from aura_agent.domain.errors import AuraError
-from aura_agent.domain.ports import ChatModel, SessionStore
-from aura_agent.http.dto import (
-    ChatOperation,
-    HealthResponse,
-    ReadinessResponse,
-    decode_chat_request,
-    require_json_body,
-    validate_chat,
-)
+from aura_agent.http.auth import scoped_session_id, tenant_of
+from aura_agent.http.chat.dto import decode_chat_request, require_json_body, validate_chat
+from aura_agent.http.chat.openapi import ChatOperation
+from aura_agent.http.chat.stream import sse_body
+from aura_agent.http.dependencies import StreamingDeps
 from aura_agent.http.problems import PROBLEM_MEDIA_TYPE, Problem
-from aura_agent.http.request_context import get_record
-from aura_agent.http.sse_response import SSEResponse
-from aura_agent.http.stream_deps import StreamingDeps
-from aura_agent.http.streaming import sse_body
-from aura_agent.http.tenancy import scoped_session_id, tenant_of
-
-READINESS_TIMEOUT_SECONDS = 3.0
-
-
-class HealthController(Controller):
-    """Unauthenticated probes for load balancers and orchestrators."""
-
-    @get("/health", summary="Liveness: the process is up")
-    async def health(self, settings: NamedDependency[Settings]) -> HealthResponse:
-        """Cheap and dependency-free, so a slow provider never makes the process look dead."""
-        routes = settings.routes
-        model = routes.get(routes.default).model
-        return HealthResponse(status="healthy", model=model, version=__version__)
-
-    @get("/ready", summary="Readiness: every dependency answers")
-    async def ready(
-        self,
-        chat_model: NamedDependency[ChatModel],
-        session_store: NamedDependency[SessionStore],
-    ) -> Response[ReadinessResponse]:
-        """Check the model provider and the session store concurrently, each with a time limit."""
-        names = ("model", "session_store")
-        results = await asyncio.gather(
-            _probe(chat_model.check()), _probe(session_store.check()), return_exceptions=False
-        )
-        checks = dict(zip(names, results, strict=True))
-        healthy = all(result == "ok" for result in results)
-        return Response(
-            ReadinessResponse(status="ready" if healthy else "unavailable", checks=checks),
-            status_code=200 if healthy else 503,
-        )
-
-
-async def _probe(check: Any) -> str:
-    try:
-        await asyncio.wait_for(check, READINESS_TIMEOUT_SECONDS)
-    except TimeoutError:
-        return f"failed: no answer within {READINESS_TIMEOUT_SECONDS:g} s"
-    except AuraError as exc:
-        return f"failed: {exc}"
-    return "ok"
+from aura_agent.http.record import get_record
+from aura_agent.http.sse.response import SSEResponse
 
 
 class ChatController(Controller):

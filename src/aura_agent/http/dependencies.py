@@ -1,4 +1,4 @@
-"""What the streaming endpoints need, as one Litestar dependency resolved once.
+"""The Litestar dependency the streaming endpoints take: what they need, resolved once.
 
 Litestar resolves a handler's independent dependencies concurrently: two or more in one batch
 cost a task group and a task per dependency on every request, and each task start waits for an

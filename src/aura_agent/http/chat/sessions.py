@@ -6,8 +6,6 @@ and let a user erase their history. Both sit behind the API key guard like `/cha
 
 from __future__ import annotations
 
-import re
-
 import msgspec
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
@@ -15,12 +13,11 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 
 from aura_agent.domain.ports import SessionStore
-from aura_agent.http.dto import SESSION_ID_PATTERN
+from aura_agent.http.auth import scoped_session_id
+from aura_agent.http.chat.usage import UsageBody, usage_body
 from aura_agent.http.problems import PROBLEM_MEDIA_TYPE, Problem, RequestProblem
-from aura_agent.http.tenancy import scoped_session_id
-from aura_agent.http.usage import UsageBody, usage_body
+from aura_agent.http.validation import SESSION_ID_RULE, is_session_id
 
-_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _NOT_FOUND = "no conversation is stored for this session_id (it may have expired or been deleted)"
 
 
@@ -49,7 +46,7 @@ def _problems(not_found: str) -> dict[int, ResponseSpec]:
             description=description,
         )
         for status, description in (
-            (400, "The session_id is not 1 to 128 characters of A-Z, a-z, 0-9, '_' or '-'"),
+            (400, f"The session_id {SESSION_ID_RULE}"),
             (401, "The x-api-key header is missing or wrong"),
             (404, not_found),
             (429, "This key is over its rate limit; retry after Retry-After"),
@@ -60,11 +57,8 @@ def _problems(not_found: str) -> dict[int, ResponseSpec]:
 
 def _checked(session_id: str) -> str:
     """The same rule as `POST /chat`, so an id is accepted here exactly when it could exist."""
-    if _SESSION_ID.fullmatch(session_id) is None:
-        raise RequestProblem(
-            "invalid session_id: must be 1 to 128 characters of A-Z, a-z, 0-9, '_' or '-'",
-            field="session_id",
-        )
+    if not is_session_id(session_id):
+        raise RequestProblem(f"invalid session_id: {SESSION_ID_RULE}", field="session_id")
     return session_id
 
 

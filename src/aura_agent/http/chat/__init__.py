@@ -1,0 +1,1 @@
+"""The seed API: `POST /chat` (SSE tokens, `done`, `error`) and `/sessions/{id}`."""

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible API under `/v1`: its DTOs, chunks, error shape and routes."""

@@ -1,0 +1,1 @@
+"""What operators and tryers use: health and readiness probes, metrics, the playground page."""
