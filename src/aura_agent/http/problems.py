@@ -5,6 +5,7 @@ Nothing here ever puts a stack trace, a key or an upstream URL in a response.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
 )
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from aura_agent.domain.errors import ChatModelError, StoreUnavailable
@@ -35,6 +37,19 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     detail: str
     field: str | None = None
     request_id: str | None = None
+
+
+def documented_problems(statuses: Iterable[tuple[int, str]]) -> dict[int, ResponseSpec]:
+    """OpenAPI `responses` for a route's problem+json answers: (status, when it is sent)."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            generate_examples=False,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=description,
+        )
+        for status, description in statuses
+    }
 
 
 class RequestProblem(HTTPException):

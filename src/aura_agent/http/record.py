@@ -115,6 +115,14 @@ class RequestRecord:
             if exc.status is not None:
                 self.error = f"{exc} (upstream status {exc.status})"
 
+    def note_disconnect(self) -> None:
+        """The client left before the reply was over (logged as 499 if nothing was sent)."""
+        self.outcome = "client_disconnected"
+
+    def note_internal_failure(self) -> None:
+        """A bug of ours ended the reply; the caller logs the traceback once."""
+        self.outcome = "error:internal"
+
     def note_cut(self, stop_message: str | None, total_timeout: float) -> str:
         """The reply was cut by the shutdown drain (`stop_message`) or by UPSTREAM_TOTAL_TIMEOUT;
         returns the reason, safe to show."""

@@ -7,14 +7,13 @@ from typing import Any
 
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 
 from aura_agent.http.auth import scoped_session_id, tenant_of
 from aura_agent.http.chat.dto import decode_chat_request, require_json_body, validate_chat
 from aura_agent.http.chat.openapi import ChatOperation
 from aura_agent.http.chat.stream import sse_body
 from aura_agent.http.dependencies import StreamingDeps
-from aura_agent.http.problems import PROBLEM_MEDIA_TYPE, Problem
+from aura_agent.http.problems import documented_problems
 from aura_agent.http.record import get_record
 from aura_agent.http.sse.response import SSEResponse
 
@@ -33,14 +32,8 @@ class ChatController(Controller):
         ),
         operation_class=ChatOperation,
         response_description="An event stream of tokens ending with `done` or `error`",
-        responses={
-            status: ResponseSpec(
-                data_container=Problem,
-                generate_examples=False,
-                media_type=PROBLEM_MEDIA_TYPE,
-                description=description,
-            )
-            for status, description in (
+        responses=documented_problems(
+            (
                 (400, "The body is not a valid chat request; `field` names what is wrong"),
                 (401, "The x-api-key header is missing or wrong"),
                 (413, "The body is larger than MAX_BODY_BYTES"),
@@ -52,7 +45,7 @@ class ChatController(Controller):
                     "or shutting down; retry after Retry-After seconds",
                 ),
             )
-        },
+        ),
     )
     async def chat(
         self, request: Request[Any, Any, Any], streaming: NamedDependency[StreamingDeps]

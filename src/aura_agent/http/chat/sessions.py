@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from aura_agent.domain.ports import SessionStore
 from aura_agent.http.auth import scoped_session_id
 from aura_agent.http.chat.usage import UsageBody, usage_body
-from aura_agent.http.problems import PROBLEM_MEDIA_TYPE, Problem, RequestProblem
+from aura_agent.http.problems import RequestProblem, documented_problems
 from aura_agent.http.validation import SESSION_ID_RULE, is_session_id
 
 _NOT_FOUND = "no conversation is stored for this session_id (it may have expired or been deleted)"
@@ -38,21 +38,15 @@ class SessionHistory(msgspec.Struct, kw_only=True, frozen=True):
 
 def _problems(not_found: str) -> dict[int, ResponseSpec]:
     """The problem details both routes answer, documented as `POST /chat` documents its own."""
-    return {
-        status: ResponseSpec(
-            data_container=Problem,
-            generate_examples=False,
-            media_type=PROBLEM_MEDIA_TYPE,
-            description=description,
-        )
-        for status, description in (
+    return documented_problems(
+        (
             (400, f"The session_id {SESSION_ID_RULE}"),
             (401, "The x-api-key header is missing or wrong"),
             (404, not_found),
             (429, "This key is over its rate limit; retry after Retry-After"),
             (503, "The session store is unavailable; retry after Retry-After seconds"),
         )
-    }
+    )
 
 
 def _checked(session_id: str) -> str:

@@ -80,9 +80,9 @@ async def sse_body(
         record.note_failure(exc)
         yield LastChunk(b"".join(held) + encode_error(str(exc)))
     except asyncio.CancelledError:
-        record.outcome = "client_disconnected"
+        record.note_disconnect()
         raise
     except Exception:
-        record.outcome = "error:internal"
+        record.note_internal_failure()
         _log.exception("stream_failed", request_id=record.request_id)
         yield LastChunk(b"".join(held) + encode_error(_INTERNAL_ERROR))

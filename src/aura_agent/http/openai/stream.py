@@ -91,10 +91,10 @@ async def chunk_stream(
         record.note_failure(exc)
         yield LastChunk(b"".join(held) + error_frame(error_for(exc).error))
     except asyncio.CancelledError:
-        record.outcome = "client_disconnected"
+        record.note_disconnect()
         raise
     except Exception:
-        record.outcome = "error:internal"
+        record.note_internal_failure()
         _log.exception("stream_failed", request_id=record.request_id)
         yield LastChunk(b"".join(held) + error_frame(_INTERNAL_ERROR))
     finally:
@@ -127,6 +127,6 @@ async def collect_completion(
         record.note_failure(exc)
         raise error_for(exc) from exc
     except asyncio.CancelledError:
-        record.outcome = "client_disconnected"
+        record.note_disconnect()
         raise
     return Completion(text="".join(parts), finish_reason=record.finish_reason, usage=record.usage)
