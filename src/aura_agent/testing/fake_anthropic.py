@@ -29,22 +29,18 @@ from typing import Any, Final
 import msgspec
 
 from aura_agent.testing.anthropic_mock import ERROR_TYPES
-from aura_agent.testing.fake_openrouter import (
-    _DRAIN_ABOVE,
-    _SSE_HEADERS,
-    _TERMINATOR,
-    FakeOpenRouter,
-    RecordedRequest,
-    Script,
-    _Connection,
-    _echo_tokens,
-    _forever,
-    _json_response,
-    _response_head,
-    _send_paced,
-    _usage,
-    _wait_first_token,
+from aura_agent.testing.fake_openrouter import FakeOpenRouter, wait_first_token
+from aura_agent.testing.loopback_http import (
+    DRAIN_ABOVE,
+    SSE_HEADERS,
+    TERMINATOR,
+    Connection,
+    forever,
+    json_response,
+    response_head,
+    send_paced,
 )
+from aura_agent.testing.script import RecordedRequest, Script, echo_tokens, usage_for
 
 __all__ = ["FakeAnthropic", "RecordedRequest", "Script"]
 
@@ -135,7 +131,7 @@ class FakeAnthropic(FakeOpenRouter):
 
     async def _stream_reply(
         self,
-        conn: _Connection,
+        conn: Connection,
         record: RecordedRequest,
         script: Script,
         payload: dict[str, Any],
@@ -144,7 +140,7 @@ class FakeAnthropic(FakeOpenRouter):
         writer = conn.writer
         if (problem := self._reject(record, payload)) is not None:
             record.status = 400
-            writer.write(_json_response(400, self._error_body(400, problem), keep_alive))
+            writer.write(json_response(400, self._error_body(400, problem), keep_alive))
             return keep_alive
         if script.status != 200 and not script.stall:
             if script.first_token_delay > 0:
@@ -153,9 +149,9 @@ class FakeAnthropic(FakeOpenRouter):
             writer.write(self._script_error_response(script, keep_alive))
             return keep_alive
         record.status = 200
-        writer.write(_response_head(200, [*_SSE_HEADERS, *script.headers.items()], keep_alive))
-        tokens = script.tokens if script.tokens is not None else _echo_tokens(payload)
-        usage = _usage(payload, len(tokens))
+        writer.write(response_head(200, [*SSE_HEADERS, *script.headers.items()], keep_alive))
+        tokens = script.tokens if script.tokens is not None else echo_tokens(payload)
+        usage = usage_for(payload, len(tokens))
         message = self._message(payload, [], None)
         if script.usage:
             message["usage"] = {"input_tokens": usage["prompt_tokens"], "output_tokens": 1}
@@ -166,11 +162,11 @@ class FakeAnthropic(FakeOpenRouter):
         )
         if script.stall:
             await writer.drain()
-            await _forever()
-        await _wait_first_token(writer, script, keepalive=_PING_FRAME)
+            await forever()
+        await wait_first_token(writer, script, keepalive=_PING_FRAME)
 
         if script.token_delay > 0:
-            await _send_paced(writer, _token, tokens, script.token_delay)
+            await send_paced(writer, _token, tokens, script.token_delay)
             body = b""
         else:  # no pauses: one write, as the fake OpenRouter does
             body = b"".join([_token(token) for token in tokens])
@@ -192,14 +188,14 @@ class FakeAnthropic(FakeOpenRouter):
             tail = _json_event({"type": "content_block_stop", "index": 0}) + _json_event(final)
             if script.send_done:
                 tail += _json_event({"type": "message_stop"})
-        writer.write(body + tail + _TERMINATOR)
-        if writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
+        writer.write(body + tail + TERMINATOR)
+        if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
             await writer.drain()
         return keep_alive
 
     async def _json_reply(
         self,
-        conn: _Connection,
+        conn: Connection,
         record: RecordedRequest,
         script: Script,
         payload: dict[str, Any],
@@ -208,11 +204,11 @@ class FakeAnthropic(FakeOpenRouter):
         writer = conn.writer
         if (problem := self._reject(record, payload)) is not None:
             record.status = 400
-            writer.write(_json_response(400, self._error_body(400, problem), keep_alive))
+            writer.write(json_response(400, self._error_body(400, problem), keep_alive))
             return keep_alive
         if script.stall:
-            await _forever()
-        tokens = script.tokens if script.tokens is not None else _echo_tokens(payload)
+            await forever()
+        tokens = script.tokens if script.tokens is not None else echo_tokens(payload)
         delay = script.first_token_delay + script.token_delay * max(0, len(tokens) - 1)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -226,14 +222,14 @@ class FakeAnthropic(FakeOpenRouter):
         content = [{"type": "text", "text": "".join(tokens)}]
         message = self._message(payload, content, _stop_reason(script))
         if script.usage:
-            usage = _usage(payload, len(tokens))
+            usage = usage_for(payload, len(tokens))
             message["usage"] = {
                 "input_tokens": usage["prompt_tokens"],
                 "output_tokens": usage["completion_tokens"],
             }
         record.status = 200
         body = msgspec.json.encode(message)
-        writer.write(_json_response(200, body, keep_alive, script.headers.items()))
+        writer.write(json_response(200, body, keep_alive, script.headers.items()))
         return keep_alive
 
     def _message(

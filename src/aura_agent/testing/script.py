@@ -1,0 +1,116 @@
+"""What a loopback fake answers (`Script`) and what it saw (`RecordedRequest`), with the
+request-dependent reply content (echoed tokens, deterministic usage) every fake shares."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+__all__ = ["RecordedRequest", "Script", "echo_tokens", "messages_of", "text_of", "usage_for"]
+
+_WORD: Final = re.compile(r"\S+\s*")
+
+
+class Script(msgspec.Struct, kw_only=True, frozen=True):
+    """How the fake answers one chat request; every field defaults to a healthy streamed reply.
+
+    - ``tokens=None`` echoes the last user message (``"Echo: " + text`` split into word tokens
+      keeping their trailing spaces), so tests get request-dependent output without scripting.
+    - Delays are seconds: ``first_token_delay`` before the first token (and before an error
+      response), ``token_delay`` between tokens, each token then being its own write. Without
+      ``token_delay`` all tokens go out in one write: same bytes, far fewer syscalls.
+    - ``status != 200`` answers ``{"error": {"code", "message"}}`` instead of a stream;
+      ``headers`` go on every response (e.g. ``Retry-After``).
+    - ``in_band_error`` is sent after the tokens as a ``data:`` event carrying ``"error"``
+      (OpenRouter's mid-stream error shape, ``finish_reason: "error"``); the stream then ends
+      without finish, usage or ``[DONE]``, as OpenRouter's does.
+    - ``drop_after_tokens`` closes the socket right after the tokens (no terminating chunk).
+    - ``stall`` sends the stream headers, then nothing until the client leaves (for non-stream
+      requests: nothing at all).
+    - ``comments_while_waiting`` sends ``: OPENROUTER PROCESSING`` at once and then every that
+      many seconds during ``first_token_delay``.
+
+    Non-stream requests use ``tokens``, the delays, ``status``, ``error_message``, ``headers``,
+    ``finish_reason``, ``usage``, ``stall`` and ``drop_after_tokens`` only.
+    """
+
+    tokens: list[str] | None = None
+    first_token_delay: float = 0.0
+    token_delay: float = 0.0
+    status: int = 200
+    error_message: str | None = None
+    headers: dict[str, str] = {}
+    in_band_error: dict[str, Any] | None = None
+    finish_reason: str = "stop"
+    usage: bool = True
+    send_done: bool = True
+    drop_after_tokens: bool = False
+    stall: bool = False
+    comments_while_waiting: float | None = None
+
+
+@dataclass(slots=True, eq=False)
+class RecordedRequest:
+    """One request as the server saw it; fields from ``script`` on are filled in while answering.
+
+    ``finished_at`` is set when the server finished replying or noticed the client was gone;
+    ``client_closed`` is true when the client closed the connection before the reply completed,
+    which is how tests check that the gateway hangs up upstream when its own client leaves.
+    """
+
+    method: str
+    path: str
+    """The request target as sent, query string included."""
+    headers: dict[str, str]
+    """Lower-case names; repeated headers joined with ``", "``."""
+    body: bytes
+    json: Any
+    """The body parsed as JSON, or ``None`` when empty or not JSON."""
+    received_at: float
+    """``time.monotonic()`` when the whole request had arrived."""
+    connection_id: int
+    """Serial number of the TCP connection, to tell reused connections apart."""
+    script: Script | None = None
+    """The script that answered it (chat requests only)."""
+    status: int | None = None
+    finished_at: float | None = None
+    client_closed: bool = False
+
+
+def text_of(content: Any) -> str:
+    """Plain text of a message content: a string, or the text parts of a multimodal list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def messages_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, dict)]
+
+
+def echo_tokens(payload: dict[str, Any]) -> list[str]:
+    last_user = next((m for m in reversed(messages_of(payload)) if m.get("role") == "user"), None)
+    text = "Echo: " + (text_of(last_user.get("content")) if last_user else "")
+    return _WORD.findall(text)
+
+
+def usage_for(payload: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    """Deterministic counts: prompt tokens are whitespace-separated words of all messages."""
+    prompt_tokens = sum(len(text_of(m.get("content")).split()) for m in messages_of(payload))
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
