@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 from dependency_injector import containers, providers
 
-from aura_agent.adapters.llm.aiohttp_transport import AiohttpTransport
 from aura_agent.adapters.llm.asyncio_transport import AsyncioTransport
 from aura_agent.adapters.llm.demo import DemoChatModel
 from aura_agent.adapters.llm.streaming import Endpoint
@@ -52,9 +51,7 @@ async def _http_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         keepalive_expiry=30,
     )
     transport: httpx.AsyncBaseTransport | None = None
-    if settings.upstream_transport == "aiohttp":
-        transport = AiohttpTransport(limits=limits)
-    elif settings.upstream_transport == "asyncio":
+    if settings.upstream_transport == "asyncio":
         transport = AsyncioTransport(limits=limits)
     client = httpx.AsyncClient(
         timeout=timeout,
