@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvloop
 
-from aura_agent.adapters.llm.asyncio_transport import AsyncioTransport
+from aura_agent.adapters.http_client.transport import AsyncioTransport
 from tests.support import read_http_request
 
 # (reader, writer, index of the request on its connection) -> keep serving this connection?

@@ -9,8 +9,12 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from aura_agent import __version__
+from aura_agent.adapters.http_client.upstream_http import (
+    DEFAULT_HEADERS,
+    UpstreamEndpoint,
+    body_chunks,
+)
 from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
-from aura_agent.adapters.llm.upstream_http import DEFAULT_HEADERS, UpstreamEndpoint, body_chunks
 from aura_agent.domain.models import Message, Role
 from tests.adapter_helpers import provider_row, stream_events, texts
 

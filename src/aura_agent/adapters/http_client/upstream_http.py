@@ -13,7 +13,7 @@ refuse each cookie). Profiled, those layers were about a third of the gateway's 
 * no auth flow (the client has none; Basic credentials in the URL still become the Authorization
   header, as httpx makes them), no redirects (the client has `follow_redirects=False`, so a 3xx
   was already returned as is), and no cookies in either direction (the client is shared by every
-  tenant and its jar refuses them all, see `container._http_client`).
+  tenant and its jar refuses them all, see `client.build_client`).
 
 The caller owns the returned response and must `await response.aclose()` on every path, as
 `client.stream()` did: that returns a fully read connection to the pool, and hangs up at once on
