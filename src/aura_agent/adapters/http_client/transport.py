@@ -1,12 +1,11 @@
 """An httpx transport on plain asyncio protocols and httptools: HTTP/1.1 and nothing else.
 
-The relay sends one streaming POST per chat turn and reads tokens back; aiohttp's request
-machinery (request objects, auto headers, tracing, cookie filtering, and on Python 3.11 a body
-writer task that costs a loop iteration before the provider sees the body) was about a third of
-the gateway's CPU per stream. This transport does only what the relay needs: one write per
-request and the body as it arrives (`connection`), a pool per (scheme, host, port) (`pool`), and
-a reused connection that fails before any response byte (the server closed it while it was
-idle) retried once on a new connection (here).
+The relay sends one streaming POST per chat turn and reads tokens back, so a general client's
+per-request machinery is a large share of the gateway's CPU per stream (docs/transports.md).
+This transport does only what the relay needs: one write per request and the body as it arrives
+(`connection`), a pool per (scheme, host, port) (`pool`), and a reused connection that fails
+before any response byte (the server closed it while it was idle) retried once on a new
+connection (here).
 
 No cookies, redirects, proxies or decompression: httpx decodes by Content-Encoding, and the
 adapters send `Accept-Encoding: identity`. Deployments behind an egress proxy use

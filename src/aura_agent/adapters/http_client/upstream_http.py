@@ -3,8 +3,8 @@
 `AsyncClient.stream()` runs, on every request, layers this relay never uses: `build_request`
 re-parses the URL and merges headers, `send` runs the auth flow and the redirect loop, and every
 response goes through `Cookies.extract_cookies` (urllib request objects built only for our jar to
-refuse each cookie). Profiled, those layers were about a third of the gateway's CPU per stream.
-`UpstreamEndpoint` keeps what matters and drops the rest:
+refuse each cookie). Profiled, they were a large share of the gateway's CPU per stream
+(docs/transports.md). `UpstreamEndpoint` keeps what matters and drops the rest:
 
 * the URL is parsed and the headers prepared once per adapter, not per request;
 * the request goes to the transport httpx itself would pick for the URL (`transport_for`), so
