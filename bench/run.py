@@ -1089,7 +1089,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--upstream-transport",
-        choices=("aiohttp", "httpx", "asyncio"),
+        choices=("httpx", "asyncio"),
         default=None,
         help="the gateway's UPSTREAM_TRANSPORT (default: the service's default)",
     )

@@ -38,7 +38,7 @@ def make_settings(**overrides: Any) -> Settings:
         "OPENROUTER_API_URL": OPENROUTER_URL,
         "LOG_FORMAT": "json",
         "KEEPALIVE_SECONDS": "5",
-        # pytest-httpx mocks httpx's own transport; real-socket tests choose asyncio or aiohttp
+        # pytest-httpx mocks httpx's own transport; real-socket tests choose asyncio
         "UPSTREAM_TRANSPORT": "httpx",
     }
     environ.update({key.upper(): str(value) for key, value in overrides.items()})

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
 from dependency_injector import containers, providers
 
-from aura_agent.adapters.llm.aiohttp_transport import AiohttpTransport
-from aura_agent.adapters.llm.asyncio_transport import AsyncioTransport
+from aura_agent.adapters.http_client.client import build_client
 from aura_agent.adapters.llm.demo import DemoChatModel
 from aura_agent.adapters.llm.streaming import Endpoint
 from aura_agent.adapters.rate_limit.memory import MemoryRateLimiter
@@ -28,9 +26,6 @@ from aura_agent.config.providers import provider_spec
 from aura_agent.config.routes import Route
 from aura_agent.domain.ports import ChatModel
 
-# Connections kept per provider host; SSE streams each hold one for their whole duration.
-_MAX_UPSTREAM_CONNECTIONS = 1000
-
 
 async def resolved(provided: Any) -> Any:
     """The value of a provider call: providers that depend on an async resource (the HTTP and
@@ -39,31 +34,11 @@ async def resolved(provided: Any) -> Any:
 
 
 async def _http_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One pooled client for the app's lifetime; read timeout = idle time allowed between chunks."""
-    timeout = httpx.Timeout(
-        connect=settings.upstream_connect_timeout,
-        read=settings.upstream_idle_timeout,
-        write=settings.upstream_connect_timeout,
-        pool=settings.upstream_connect_timeout,
-    )
-    limits = httpx.Limits(
-        max_connections=_MAX_UPSTREAM_CONNECTIONS,
-        max_keepalive_connections=100,
-        keepalive_expiry=30,
-    )
-    transport: httpx.AsyncBaseTransport | None = None
-    if settings.upstream_transport == "aiohttp":
-        transport = AiohttpTransport(limits=limits)
-    elif settings.upstream_transport == "asyncio":
-        transport = AsyncioTransport(limits=limits)
-    client = httpx.AsyncClient(
-        timeout=timeout,
-        limits=limits,
-        transport=transport,
-        follow_redirects=False,
-        # Provider cookies (a CDN's bot-management cookie, say) must not ride from one caller's
-        # request to the next: the client is shared by every tenant.
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    """The shared upstream client for the app's lifetime, closed at shutdown."""
+    client = build_client(
+        transport=settings.upstream_transport,
+        connect_timeout=settings.upstream_connect_timeout,
+        idle_timeout=settings.upstream_idle_timeout,
     )
     try:
         yield client

@@ -24,7 +24,7 @@ async def fake() -> AsyncIterator[FakeOpenRouter]:
         yield server
 
 
-@pytest.fixture(params=["aiohttp", "httpx", "asyncio"])
+@pytest.fixture(params=["httpx", "asyncio"])
 def transport(request: pytest.FixtureRequest) -> str:
     """Every real-socket behaviour must hold with every upstream transport."""
     value: str = request.param

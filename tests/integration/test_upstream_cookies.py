@@ -10,7 +10,7 @@ from aura_agent.container import _http_client
 from tests.support import make_settings
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx", "asyncio"])
+@pytest.mark.parametrize("transport", ["httpx", "asyncio"])
 async def test_a_provider_cookie_is_not_sent_back(transport: str) -> None:
     seen: list[bytes] = []
 

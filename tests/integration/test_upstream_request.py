@@ -20,7 +20,7 @@ from tests.support import make_settings
 
 API_KEY = "sk-wire-0123456789abcdef"
 REPLY = token_event("Hel") + token_event("lo") + finish_event() + b"data: [DONE]\n\n"
-TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx", "asyncio"])
+TRANSPORTS = pytest.mark.parametrize("transport", ["httpx", "asyncio"])
 
 
 def _head(*extra: bytes) -> bytes:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,8 @@ import httpx
 import pytest
 import uvloop
 
-from aura_agent.adapters.llm.asyncio_transport import AsyncioTransport
-from tests.support import read_http_request
-
-# (reader, writer, index of the request on its connection) -> keep serving this connection?
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
-
-OK_5 = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
-
+from aura_agent.adapters.http_client.transport import AsyncioTransport
+from tests.loopback_http import OK_5, Handler, Server, answer, self_signed_cert
 
 # pytest-asyncio's replacement (the `pytest_asyncio_loop_factories` hook) would apply to every
 # test under the conftest that defines it; overriding the policy keeps this to one module.
@@ -40,50 +32,6 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
     if request.param == "uvloop":
         return uvloop.EventLoopPolicy()
     return asyncio.DefaultEventLoopPolicy()
-
-
-class Server:
-    """A loopback HTTP/1.1 server: reads each request, then lets `handler` answer it."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.connections = 0
-        self.open = 0
-        self.requests: list[bytes] = []
-        self.hung_up = asyncio.Event()  # a client closed a connection
-        self._server: asyncio.Server | None = None
-        self.ssl: ssl.SSLContext | None = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open += 1
-        index = 0
-        try:
-            while True:
-                try:
-                    request = await read_http_request(reader)
-                except asyncio.IncompleteReadError:
-                    self.hung_up.set()
-                    return
-                self.requests.append(request)
-                if not await self.handler(reader, writer, index):
-                    return
-                index += 1
-        except (ConnectionError, ssl.SSLError):
-            self.hung_up.set()
-        finally:
-            self.open -= 1
-            writer.close()
-
-    async def start(self, ssl_context: ssl.SSLContext | None = None) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ssl_context)
-        port = self._server.sockets[0].getsockname()[1]
-        scheme = "https" if ssl_context else "http"
-        return f"{scheme}://127.0.0.1:{port}/v1/chat"
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
 
 
 @pytest.fixture
@@ -139,21 +87,12 @@ async def _body(response: httpx.Response) -> bytes:
         await response.aclose()
 
 
-def _answer(data: bytes, *, keep: bool = True) -> Handler:
-    async def handler(_: asyncio.StreamReader, writer: asyncio.StreamWriter, __: int) -> bool:
-        writer.write(data)
-        await writer.drain()
-        return keep
-
-    return handler
-
-
 # -- requests and bodies ----------------------------------------------------------------------
 
 
 async def test_status_headers_and_a_chunked_body(serve) -> None:  # type: ignore[no-untyped-def]
     url, server = await serve(
-        _answer(
+        answer(
             b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nTransfer-Encoding: chunked\r\n"
             b"Content-Type: text/event-stream\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
         )
@@ -173,7 +112,7 @@ async def test_status_headers_and_a_chunked_body(serve) -> None:  # type: ignore
 
 
 async def test_a_get_has_no_body_and_keeps_the_query(serve) -> None:  # type: ignore[no-untyped-def]
-    url, server = await serve(_answer(OK_5))
+    url, server = await serve(answer(OK_5))
     async with _opened() as transport:
         response = await transport.handle_async_request(_request(url + "?a=1&b=2", method="GET"))
         assert await _body(response) == b"hello"
@@ -248,7 +187,7 @@ async def test_a_close_delimited_body_ended_by_a_reset_is_a_read_error(serve) ->
 
 async def test_a_chunked_body_cut_short_is_a_protocol_error(serve) -> None:  # type: ignore[no-untyped-def]
     url, _ = await serve(
-        _answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", keep=False)
+        answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", keep=False)
     )
     async with (
         httpx.AsyncClient(transport=_transport()) as client,
@@ -265,7 +204,7 @@ async def test_a_chunked_body_cut_short_is_a_protocol_error(serve) -> None:  # t
     ids=["garbage", "huge header"],
 )
 async def test_garbage_is_a_protocol_error(serve, reply: bytes) -> None:  # type: ignore[no-untyped-def]
-    url, _ = await serve(_answer(reply, keep=False))
+    url, _ = await serve(answer(reply, keep=False))
     async with _opened() as transport:
         with pytest.raises(httpx.RemoteProtocolError):
             await transport.handle_async_request(_request(url))
@@ -273,7 +212,7 @@ async def test_garbage_is_a_protocol_error(serve, reply: bytes) -> None:  # type
 
 
 async def test_no_response_at_all_is_a_protocol_error(serve) -> None:  # type: ignore[no-untyped-def]
-    url, _ = await serve(_answer(b"", keep=False))
+    url, _ = await serve(answer(b"", keep=False))
     async with _opened() as transport:
         with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
             await transport.handle_async_request(_request(url))
@@ -281,13 +220,13 @@ async def test_no_response_at_all_is_a_protocol_error(serve) -> None:  # type: i
 
 async def test_a_big_body_in_the_same_read_as_the_head(serve) -> None:  # type: ignore[no-untyped-def]
     body = b"y" * 300_000
-    url, _ = await serve(_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + body))
+    url, _ = await serve(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + body))
     async with _opened() as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == body
 
 
 async def test_data_after_the_response_is_not_taken_for_its_body(serve) -> None:  # type: ignore[no-untyped-def]
-    url, server = await serve(_answer(OK_5 + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad"))
+    url, server = await serve(answer(OK_5 + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad"))
     async with _opened() as transport:
         for _ in range(2):
             assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
@@ -296,7 +235,7 @@ async def test_data_after_the_response_is_not_taken_for_its_body(serve) -> None:
 
 
 async def test_an_interim_response_is_skipped(serve) -> None:  # type: ignore[no-untyped-def]
-    url, _ = await serve(_answer(b"HTTP/1.1 100 Continue\r\n\r\n" + OK_5))
+    url, _ = await serve(answer(b"HTTP/1.1 100 Continue\r\n\r\n" + OK_5))
     async with httpx.AsyncClient(transport=_transport()) as client:
         response = await client.post(url, content=b"{}")
     assert (response.status_code, response.text) == (200, "hello")
@@ -316,7 +255,7 @@ async def test_unsupported_urls_and_header_injection() -> None:
 
 
 async def test_keep_alive_reuses_one_connection(serve) -> None:  # type: ignore[no-untyped-def]
-    url, server = await serve(_answer(OK_5))
+    url, server = await serve(answer(OK_5))
     async with _opened() as transport:
         for _ in range(20):
             assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
@@ -330,7 +269,7 @@ async def test_keep_alive_reuses_one_connection(serve) -> None:  # type: ignore[
 async def test_connection_close_is_not_reused(serve, side: str) -> None:  # type: ignore[no-untyped-def]
     close = b"Connection: close\r\n" if side == "response" else b""
     url, server = await serve(
-        _answer(b"HTTP/1.1 200 OK\r\n" + close + b"Content-Length: 2\r\n\r\nok")
+        answer(b"HTTP/1.1 200 OK\r\n" + close + b"Content-Length: 2\r\n\r\nok")
     )
     headers = {"Connection": "close"} if side == "request" else {}
     async with _opened() as transport:
@@ -342,7 +281,7 @@ async def test_connection_close_is_not_reused(serve, side: str) -> None:  # type
 
 
 async def test_an_idle_connection_the_server_closes_leaves_the_pool(serve) -> None:  # type: ignore[no-untyped-def]
-    url, server = await serve(_answer(OK_5, keep=False))  # answers, then closes without saying so
+    url, server = await serve(answer(OK_5, keep=False))  # answers, then closes without saying so
     async with _opened() as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
         for _ in range(100):
@@ -355,7 +294,7 @@ async def test_an_idle_connection_the_server_closes_leaves_the_pool(serve) -> No
 
 
 async def test_idle_connections_expire(serve) -> None:  # type: ignore[no-untyped-def]
-    url, server = await serve(_answer(OK_5))
+    url, server = await serve(answer(OK_5))
     async with _opened(keepalive_expiry=0.1) as transport:
         assert await _body(await transport.handle_async_request(_request(url))) == b"hello"
         await asyncio.sleep(0.2)
@@ -417,7 +356,7 @@ async def test_no_retry_once_response_bytes_arrived(serve) -> None:  # type: ign
 
 
 async def test_the_pool_cap_makes_requests_wait_or_time_out(serve) -> None:  # type: ignore[no-untyped-def]
-    url, server = await serve(_answer(OK_5))
+    url, server = await serve(answer(OK_5))
     async with _opened(max_connections=1) as transport:
         held = await transport.handle_async_request(_request(url))  # body not read: busy
         assert transport.connection_counts() == (1, 1)
@@ -432,8 +371,8 @@ async def test_the_pool_cap_makes_requests_wait_or_time_out(serve) -> None:  # t
 
 
 async def test_the_pool_cap_closes_an_idle_connection_to_another_host(serve) -> None:  # type: ignore[no-untyped-def]
-    url_a, _ = await serve(_answer(OK_5))
-    url_b, _ = await serve(_answer(OK_5))
+    url_a, _ = await serve(answer(OK_5))
+    url_b, _ = await serve(answer(OK_5))
     async with _opened(max_connections=1) as transport:
         assert await _body(await transport.handle_async_request(_request(url_a))) == b"hello"
         assert await _body(await transport.handle_async_request(_request(url_b, pool=0.5))) == (
@@ -629,41 +568,11 @@ async def test_connection_arguments(
     assert kwargs["server_hostname"] == ("example.test" if tls else None)
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("no openssl to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 async def test_tls(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
-    server = Server(_answer(OK_5))
+    server = Server(answer(OK_5))
     url = await server.start(server_context)
     trusting = AsyncioTransport(ssl_context=ssl.create_default_context(cafile=str(cert)))
     default = AsyncioTransport()  # the system's CAs: the self-signed certificate is refused

@@ -53,6 +53,11 @@ def test_seed_variables_are_read_with_types() -> None:
         ({"PORT": "eighty"}, "PORT"),
         ({"LLM_PROVIDER": "skynet"}, "accepts: auto, openrouter, openai, anthropic, demo"),
         ({"SESSION_STORE": "disk"}, "SESSION_STORE"),
+        # the aiohttp transport was removed: a leftover setting fails at startup, not silently
+        (
+            {"UPSTREAM_TRANSPORT": "aiohttp"},
+            r"UPSTREAM_TRANSPORT.*'aiohttp' \(accepts: asyncio, httpx\)",
+        ),
         ({"AURA_ENV": "production", "OPENROUTER_API_KEY": "k"}, "INTERNAL_API_KEY"),
         ({"AURA_ENV": "production", "INTERNAL_API_KEY": "k"}, "OPENROUTER_API_KEY"),
         ({"LLM_PROVIDER": "openrouter"}, "OPENROUTER_API_KEY"),

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import inspect
 
 import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
 from aura_agent import __version__
+from aura_agent.adapters.http_client.upstream_http import (
+    DEFAULT_HEADERS,
+    UpstreamEndpoint,
+    body_chunks,
+    transport_for,
+)
 from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
-from aura_agent.adapters.llm.upstream_http import DEFAULT_HEADERS, UpstreamEndpoint, body_chunks
 from aura_agent.domain.models import Message, Role
 from tests.adapter_helpers import provider_row, stream_events, texts
 
@@ -138,3 +144,21 @@ async def test_the_adapter_sends_its_user_agent_and_parses_no_cookie(
     assert sent.headers["accept-encoding"] == "identity"
     assert sent.headers["authorization"] == "Bearer sk-unit-0123456789"
     assert "cookie" not in sent.headers
+
+
+async def test_transport_for_still_finds_mounts_through_httpx_private_lookup() -> None:
+    """`transport_for` rests on httpx's private `AsyncClient._transport_for_url`: an httpx upgrade
+    that renames it, changes its signature or what it returns fails here first."""
+    assert list(inspect.signature(httpx.AsyncClient._transport_for_url).parameters) == [
+        "self",
+        "url",
+    ]
+    custom = httpx.MockTransport(lambda _: httpx.Response(200))
+    default = httpx.MockTransport(lambda _: httpx.Response(204))
+    async with httpx.AsyncClient(transport=default, mounts={"http://127.0.0.1:9": custom}) as c:
+        assert transport_for(c, httpx.URL("http://127.0.0.1:9/v1/chat")) is custom
+        assert transport_for(c, httpx.URL("http://127.0.0.1:10/v1/chat")) is default
+        assert transport_for(c, httpx.URL("https://127.0.0.1:9/v1/chat")) is default
+    async with httpx.AsyncClient(mounts={"http://127.0.0.1:9": custom}) as c:
+        assert transport_for(c, httpx.URL("http://127.0.0.1:9/")) is custom
+        assert isinstance(transport_for(c, httpx.URL("http://llm.test/")), httpx.AsyncHTTPTransport)

@@ -83,8 +83,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, rename="upper"):
     # On SIGTERM: how long in-flight streams may run on before they are ended.
     shutdown_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     # What moves bytes under the httpx client: plain asyncio protocols with httptools (leanest;
-    # HTTP/1.1, no proxies), aiohttp's pool, or httpx's own (httpcore; honours HTTP(S)_PROXY).
-    upstream_transport: Literal["asyncio", "aiohttp", "httpx"] = "asyncio"
+    # HTTP/1.1, no proxies) or httpx's own (httpcore; honours HTTP(S)_PROXY): docs/transports.md
+    upstream_transport: Literal["asyncio", "httpx"] = "asyncio"
 
     # Session memory.
     session_max_messages: Annotated[int, msgspec.Meta(ge=2)] = 100

@@ -3,8 +3,8 @@
 `AsyncClient.stream()` runs, on every request, layers this relay never uses: `build_request`
 re-parses the URL and merges headers, `send` runs the auth flow and the redirect loop, and every
 response goes through `Cookies.extract_cookies` (urllib request objects built only for our jar to
-refuse each cookie). Profiled, those layers were about a third of the gateway's CPU per stream.
-`UpstreamEndpoint` keeps what matters and drops the rest:
+refuse each cookie). Profiled, they were a large share of the gateway's CPU per stream
+(docs/transports.md). `UpstreamEndpoint` keeps what matters and drops the rest:
 
 * the URL is parsed and the headers prepared once per adapter, not per request;
 * the request goes to the transport httpx itself would pick for the URL (`transport_for`), so
@@ -13,7 +13,7 @@ refuse each cookie). Profiled, those layers were about a third of the gateway's 
 * no auth flow (the client has none; Basic credentials in the URL still become the Authorization
   header, as httpx makes them), no redirects (the client has `follow_redirects=False`, so a 3xx
   was already returned as is), and no cookies in either direction (the client is shared by every
-  tenant and its jar refuses them all, see `container._http_client`).
+  tenant and its jar refuses them all, see `client.build_client`).
 
 The caller owns the returned response and must `await response.aclose()` on every path, as
 `client.stream()` did: that returns a fully read connection to the pool, and hangs up at once on
