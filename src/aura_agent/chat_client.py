@@ -47,7 +47,7 @@ class SSEEvent:
 class SSEParser:
     """The WHATWG event-stream rules over already split lines (see `iter_lines`).
 
-    Unlike `aura_agent.adapters.llm.sse.SSEDecoder`, which only needs upstream `data`, a client
+    Unlike `adapters.llm.sse_decoder.SSEDecoder`, which only needs upstream `data`, a client
     of our API must tell tokens from `event: done` and `event: error`, so this keeps the type.
     """
 

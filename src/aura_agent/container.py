@@ -15,8 +15,8 @@ import httpx
 from dependency_injector import containers, providers
 
 from aura_agent.adapters.http_client.client import build_client
+from aura_agent.adapters.llm.base import Endpoint
 from aura_agent.adapters.llm.demo import DemoChatModel
-from aura_agent.adapters.llm.streaming import Endpoint
 from aura_agent.adapters.rate_limit.memory import MemoryRateLimiter
 from aura_agent.adapters.session_store.memory import MemorySessionStore
 from aura_agent.application.chat_service import ChatService

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aura_agent.adapters.llm.sse import SSEDecoder, SSEError
+from aura_agent.adapters.llm.sse_decoder import SSEDecoder, SSEError
 
 
 def decode_all(*chunks: bytes) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any, Final, Unpack
 import msgspec
 
 from aura_agent.adapters.llm.anthropic_events import AnthropicStreamParser, StreamError
-from aura_agent.adapters.llm.streaming import Endpoint, PayloadParser, SSEChatModel
+from aura_agent.adapters.llm.base import Endpoint, PayloadParser, SSEChatModel
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, Role
 
 __all__ = ["AnthropicChatModel", "to_anthropic_messages"]

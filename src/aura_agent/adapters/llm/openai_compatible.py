@@ -25,9 +25,9 @@ from typing import Any, Final, Unpack
 import httpx
 import msgspec
 
+from aura_agent.adapters.llm.base import Endpoint, PayloadParser, SSEChatModel
 from aura_agent.adapters.llm.error_bodies import read_bounded
 from aura_agent.adapters.llm.openai_chunks import CHUNK_DECODER, InBandError, chunk_events
-from aura_agent.adapters.llm.streaming import Endpoint, PayloadParser, SSEChatModel
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
 
 __all__ = ["OpenAICompatibleChatModel", "models_url"]

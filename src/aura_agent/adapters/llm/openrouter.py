@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Final, Unpack
 
+from aura_agent.adapters.llm.base import Endpoint
 from aura_agent.adapters.llm.openai_compatible import OpenAICompatibleChatModel
-from aura_agent.adapters.llm.streaming import Endpoint
 
 __all__ = ["OpenRouterChatModel"]
 

@@ -28,7 +28,7 @@ import httpx
 from aura_agent.adapters.http_client.upstream_http import USER_AGENT, UpstreamEndpoint, body_chunks
 from aura_agent.adapters.llm.error_bodies import read_bounded
 from aura_agent.adapters.llm.errors import ErrorMapper
-from aura_agent.adapters.llm.sse import SSEDecoder, SSEError
+from aura_agent.adapters.llm.sse_decoder import SSEDecoder, SSEError
 from aura_agent.domain.errors import ChatModelError
 from aura_agent.domain.models import (
     ChatEvent,
