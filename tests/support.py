@@ -68,15 +68,17 @@ class ScriptedModel:
 
     def __init__(
         self,
-        tokens: Sequence[str] = ("Hello", " world"),
+        tokens: Sequence[str | ChatEvent] = ("Hello", " world"),
         *,
         fail_with: ChatModelError | None = None,
         fail_after: int | None = None,
         first_token_delay: float = 0.0,
         finish: bool = True,
         usage: Usage | None = None,
+        finish_reason: str = "stop",
     ) -> None:
-        self.tokens = list(tokens)
+        self.tokens = list(tokens)  # a string is a `TextDelta`; other events are sent as they are
+        self.finish_reason = finish_reason
         self.usage = usage
         self.fail_with = fail_with
         self.fail_after = fail_after
@@ -103,13 +105,13 @@ class ScriptedModel:
             for index, token in enumerate(self.tokens):
                 if self.fail_with is not None and self.fail_after == index:
                     raise self.fail_with
-                yield TextDelta(token)
+                yield TextDelta(token) if isinstance(token, str) else token
             if self.fail_with is not None and self.fail_after in (None, len(self.tokens)):
                 raise self.fail_with
             if self.usage is not None:
                 yield self.usage
             if self.finish:
-                yield StreamEnd(finish_reason="stop")
+                yield StreamEnd(finish_reason=self.finish_reason)
         finally:
             self.closed += 1
 

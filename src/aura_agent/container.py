@@ -100,8 +100,10 @@ def build_chat_model(route: Route, settings: Settings, client: httpx.AsyncClient
         client=client,
         url=route.url,
         default_model=route.model,
-        default_temperature=settings.model_temperature,
-        default_max_tokens=settings.model_max_tokens,
+        # `/chat` fills MODEL_TEMPERATURE / MODEL_MAX_TOKENS in itself; `/v1` sends only what
+        # its client set. Anthropic requires a length limit, so its routes keep the setting's.
+        default_temperature=None,
+        default_max_tokens=settings.model_max_tokens if spec.family == "anthropic" else None,
         first_token_timeout=settings.upstream_first_token_timeout,
         provider=spec.name,
         label=spec.label,

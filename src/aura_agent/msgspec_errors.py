@@ -16,15 +16,18 @@ __all__ = ["ErrorLocation", "locate"]
 
 _AT: Final = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING: Final = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN: Final = re.compile(r"unknown field `([^`]+)`")
 
 
 class ErrorLocation(NamedTuple):
     """`path` like `messages[0].role` ("" for the document itself); `reason` is msgspec's words
-    without the location; `missing` names a required field that is absent (None otherwise)."""
+    without the location; `missing` names a required field that is absent, `unknown` a field
+    a Struct that forbids unknown fields does not have (None otherwise)."""
 
     path: str
     reason: str
     missing: str | None
+    unknown: str | None = None
 
 
 def locate(exc: msgspec.ValidationError) -> ErrorLocation:
@@ -32,8 +35,10 @@ def locate(exc: msgspec.ValidationError) -> ErrorLocation:
     text = str(exc)
     at = _AT.search(text)
     missing = _MISSING.search(text)
+    unknown = _UNKNOWN.search(text)
     return ErrorLocation(
         path=at.group(1) if at else "",
         reason=text[: at.start()] if at else text,
         missing=missing.group(1) if missing else None,
+        unknown=unknown.group(1) if unknown else None,
     )

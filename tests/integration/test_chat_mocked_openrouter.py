@@ -233,3 +233,28 @@ async def test_all_routes_down_is_one_clear_error(
     assert error.event == "error"
     assert "every configured model failed" in error.data
     assert "primary, backup" in error.data
+
+
+async def test_chat_applies_the_seed_defaults_and_v1_sends_only_what_was_set(
+    build_app: AppFactory, openrouter: OpenRouterMock
+) -> None:
+    """MODEL_TEMPERATURE / MODEL_MAX_TOKENS are `/chat`'s defaults; `/v1` injects nothing (an
+    OpenAI client's unset temperature means the vendor's default, and reasoning models refuse
+    `max_tokens`)."""
+    openrouter.add_stream(["a"])
+    openrouter.add_stream(["b"])
+    app = build_app(model_temperature=0.3, model_max_tokens=99)
+    async with AsyncTestClient(app=app) as api:
+        await _chat(api, {"message": "hi"})
+        await api.post(
+            "/v1/chat/completions",
+            json={
+                "model": "deepseek/deepseek-chat",
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            headers=AUTH,
+        )
+    chat, v1 = openrouter.payloads()
+    assert (chat["temperature"], chat["max_tokens"]) == (0.3, 99)
+    assert "temperature" not in v1
+    assert "max_tokens" not in v1

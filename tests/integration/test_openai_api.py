@@ -225,8 +225,8 @@ async def test_options_and_content_parts_reach_the_model(build_app: AppFactory) 
         ],
         "temperature": 0.5,
         "max_completion_tokens": 42,
-        "top_p": 0.9,  # ignored
-        "tools": [],  # ignored
+        "top_p": 0.9,
+        "tools": [],
         "n": 1,
     }
     async with AsyncTestClient(app=build_app(chat_model=model)) as api:
@@ -238,7 +238,7 @@ async def test_options_and_content_parts_reach_the_model(build_app: AppFactory) 
         Message(role=Role.SYSTEM, content="Be brief."),
         Message(role=Role.USER, content="one\ntwo"),
     ]
-    assert options == GenerationOptions(model=ROUTE, temperature=0.5, max_tokens=42)
+    assert options == GenerationOptions(model=ROUTE, temperature=0.5, max_tokens=42, top_p=0.9)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,11 @@ async def test_options_and_content_parts_reach_the_model(build_app: AppFactory) 
         ({"n": 2}, "n", "unsupported_value"),
         ({"messages": []}, "messages", "empty_array"),
         ({"messages": [{"content": "hi"}]}, "messages[0].role", "missing_required_parameter"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role", "unsupported_value"),
+        (
+            {"messages": [{"role": "function", "content": "x"}]},
+            "messages[0].role",
+            "unsupported_value",
+        ),
         ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
         ({"messages": [{"role": "user", "content": None}]}, "messages[0].content", "invalid_value"),
         (

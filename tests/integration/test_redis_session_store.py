@@ -409,4 +409,4 @@ async def test_quick_restart_is_invisible_to_callers(workdir: Path) -> None:
 
 def test_role_values_are_stable_on_the_wire() -> None:
     # Stored data outlives deployments: renaming an enum value would orphan every history.
-    assert [role.value for role in Role] == ["system", "user", "assistant"]
+    assert [role.value for role in Role] == ["system", "user", "assistant", "tool"]

@@ -22,14 +22,17 @@ from aura_agent.domain.errors import (
     ProviderRateLimited,
     ProviderStreamError,
     ProviderUnavailable,
+    UnsupportedOption,
 )
 from aura_agent.domain.models import (
     ChatEvent,
     GenerationOptions,
     Message,
+    ResponseFormat,
     Role,
     StreamEnd,
     TextDelta,
+    Tool,
     Usage,
 )
 from aura_agent.testing.anthropic_mock import (
@@ -605,3 +608,41 @@ async def test_usage_helper_counts_cache_reads_in_the_prompt(
     assert (await collect(model))[-2] == Usage(
         prompt_tokens=10, completion_tokens=2, total_tokens=12, cached_tokens=6
     )
+
+
+async def test_sampling_options_are_translated(
+    http_client: httpx.AsyncClient, anthropic_mock: AnthropicMock
+) -> None:
+    anthropic_mock.add_stream(["a"])
+    model = make_model(http_client, default_temperature=None)
+
+    await collect(model, options=GenerationOptions(stop=("END",), top_p=0.8, user="user-7"))
+
+    payload = anthropic_mock.last_payload()
+    assert payload["stop_sequences"] == ["END"]
+    assert payload["top_p"] == 0.8
+    assert payload["metadata"] == {"user_id": "user-7"}
+    assert "temperature" not in payload  # not set by the request nor the route
+    assert payload["max_tokens"] == 1024  # required by Anthropic: the route's
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        (GenerationOptions(tools=(Tool(name="f"),)), "tools"),
+        (GenerationOptions(response_format=ResponseFormat(type="json_object")), "response_format"),
+        (GenerationOptions(seed=1), "seed"),
+        (GenerationOptions(frequency_penalty=0.5), "frequency_penalty"),
+    ],
+)
+async def test_what_is_not_translated_yet_is_refused_by_name(
+    model: AnthropicChatModel,
+    anthropic_mock: AnthropicMock,
+    options: GenerationOptions,
+    param: str,
+) -> None:
+    _, error = await stream_until_error(model, CONVERSATION, options)
+
+    assert isinstance(error, UnsupportedOption)
+    assert error.param == param
+    assert anthropic_mock.payloads() == []

@@ -20,7 +20,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 import msgspec
 
 from aura_agent.domain.errors import AllRoutesFailed, ChatModelError
-from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, RouteServed, TextDelta
+from aura_agent.domain.models import (
+    ChatEvent,
+    GenerationOptions,
+    Message,
+    RouteServed,
+    TextDelta,
+    ToolCallDelta,
+)
 from aura_agent.domain.ports import ChatModel
 
 
@@ -91,7 +98,7 @@ class ModelRouter:
     async def stream(
         self, messages: Sequence[Message], options: GenerationOptions
     ) -> AsyncGenerator[ChatEvent, None]:
-        """Stream from the first route of the chain that produces a token."""
+        """Stream from the first route of the chain that produces a token (or a tool call)."""
         deadline = self._clock() + self._policy.budget_seconds
         vendor_options = msgspec.structs.replace(options, model=None)
         attempts = 0
@@ -104,7 +111,9 @@ class ModelRouter:
                 started = False
                 try:
                     async for event in route.model.stream(messages, vendor_options):
-                        if not started and type(event) is TextDelta:
+                        if not started and (
+                            type(event) is TextDelta or type(event) is ToolCallDelta
+                        ):
                             started = True
                             yield RouteServed(
                                 route=route.name,

@@ -78,6 +78,15 @@ class ProviderBadRequest(ChatModelError):
     """The provider refused the request itself; repeating it cannot help."""
 
 
+class UnsupportedOption(ProviderBadRequest):
+    """The request asked for something this provider cannot do (a tool on a text-only wire, a
+    parameter it has no equivalent for); `param` names it, as the client spelled it."""
+
+    def __init__(self, message: str, *, provider: str, param: str) -> None:
+        super().__init__(message, provider=provider)
+        self.param = param
+
+
 class ContextTooLong(ProviderBadRequest):
     """The prompt is longer than the model's context window."""
 

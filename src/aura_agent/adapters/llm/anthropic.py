@@ -24,11 +24,23 @@ import msgspec
 
 from aura_agent.adapters.llm.anthropic_events import AnthropicStreamParser, StreamError
 from aura_agent.adapters.llm.base import Endpoint, PayloadParser, SSEChatModel
+from aura_agent.domain.errors import UnsupportedOption
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message, Role
 
 __all__ = ["AnthropicChatModel", "to_anthropic_messages"]
 
 _MAX_TEMPERATURE: Final = 1.0
+_FALLBACK_MAX_TOKENS: Final = 4096
+"""Anthropic requires a length limit; used when neither the request nor the route sets one."""
+_UNTRANSLATED: Final = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
 _TURN_SEPARATOR: Final = "\n\n"
 
 
@@ -54,19 +66,48 @@ class AnthropicChatModel(SSEChatModel):
         )
 
     def _request_body(self, messages: Sequence[Message], options: GenerationOptions) -> bytes:
+        self._refuse_untranslated(messages, options)
         model, temperature, max_tokens = options.model, options.temperature, options.max_tokens
         system, turns = to_anthropic_messages(messages)
         temperature = self._default_temperature if temperature is None else temperature
+        if max_tokens is None:
+            max_tokens = self._default_max_tokens or _FALLBACK_MAX_TOKENS
         body: dict[str, Any] = {
             "model": self._default_model if model is None else model,
-            "max_tokens": self._default_max_tokens if max_tokens is None else max_tokens,
+            "max_tokens": max_tokens,
             "messages": turns,
             "stream": True,
-            "temperature": min(temperature, _MAX_TEMPERATURE),
         }
+        if temperature is not None:
+            body["temperature"] = min(temperature, _MAX_TEMPERATURE)
         if system:
             body["system"] = system
+        if options.stop:
+            body["stop_sequences"] = list(options.stop)
+        if options.top_p is not None:
+            body["top_p"] = options.top_p
+        if options.user is not None:
+            body["metadata"] = {"user_id": options.user}
         return msgspec.json.encode(body)
+
+    def _refuse_untranslated(self, messages: Sequence[Message], options: GenerationOptions) -> None:
+        """Tools, tool results and structured output are not translated to Anthropic's wire
+        yet: refused by name rather than dropped."""
+        for param in _UNTRANSLATED:
+            if getattr(options, param) not in (None, ()):
+                raise UnsupportedOption(
+                    f"'{param}' is not supported on {self._errors.label} routes yet",
+                    provider=self.provider,
+                    param=param,
+                )
+        for message in messages:
+            if message.tool_calls or message.role is Role.TOOL:
+                raise UnsupportedOption(
+                    f"tool calls and tool results are not supported on {self._errors.label} "
+                    "routes yet",
+                    provider=self.provider,
+                    param="messages",
+                )
 
     def _new_parser(self) -> PayloadParser:
         parser = AnthropicStreamParser()  # per stream: usage arrives in two events

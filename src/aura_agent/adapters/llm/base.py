@@ -36,6 +36,7 @@ from aura_agent.domain.models import (
     Message,
     StreamEnd,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
 
@@ -58,8 +59,10 @@ class Endpoint(TypedDict):
     client: httpx.AsyncClient
     url: str
     default_model: str
-    default_temperature: float
-    default_max_tokens: int
+    default_temperature: float | None
+    """Sent when a request sets no temperature; None: send none (the vendor's default)."""
+    default_max_tokens: int | None
+    """Likewise for the length limit (a vendor that requires one has its own fallback)."""
     first_token_timeout: float
     provider: str
     label: str
@@ -145,7 +148,8 @@ class SSEChatModel:
     async def stream(
         self, messages: Sequence[Message], options: GenerationOptions
     ) -> AsyncGenerator[ChatEvent, None]:
-        """Stream the reply: `TextDelta`s, then at most one `Usage`, then one `StreamEnd`.
+        """Stream the reply: `TextDelta`s and `ToolCallDelta`s in the order the vendor sent
+        them, then at most one `Usage`, then one `StreamEnd`.
 
         A reply is complete once the vendor gave a finish reason or its end marker; a body that
         ends before either is a `ProviderStreamError`, never a short success.
@@ -173,7 +177,7 @@ class SSEChatModel:
                         if finish is None:
                             raise
                         break  # the reply is complete; only a trailing usage report is lost
-                    texts: list[TextDelta] = []  # what this read carried, sent on together
+                    texts: list[TextDelta | ToolCallDelta] = []  # this read's output, in order
                     failure: ChatModelError | None = None
                     for payload in payloads:
                         try:
@@ -186,7 +190,7 @@ class SSEChatModel:
                             await _drain(chunks)
                             break
                         for event in events:
-                            if type(event) is TextDelta:
+                            if type(event) is TextDelta or type(event) is ToolCallDelta:
                                 texts.append(event)
                             elif type(event) is StreamEnd:
                                 finish = event.finish_reason
@@ -198,7 +202,9 @@ class SSEChatModel:
                             started = True
                         last = texts.pop()
                         for text in texts:
-                            yield TextDelta(text.text, more=True)
+                            yield (
+                                TextDelta(text.text, more=True) if type(text) is TextDelta else text
+                            )
                         yield last
                     if failure is not None:
                         raise failure

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from aura_agent.domain.models import ChatEvent, StreamEnd, TextDelta, Usage
+from aura_agent.domain.models import ChatEvent, StreamEnd, TextDelta, ToolCallDelta, Usage
 
 __all__ = [
     "CHUNK_DECODER",
@@ -17,6 +17,8 @@ __all__ = [
     "ChunkChoice",
     "ChunkDelta",
     "ChunkError",
+    "ChunkFunction",
+    "ChunkToolCall",
     "ChunkUsage",
     "CompletionTokensDetails",
     "InBandError",
@@ -26,10 +28,26 @@ __all__ = [
 ]
 
 
+class ChunkFunction(msgspec.Struct, frozen=True, gc=False):
+    """The function of a streamed tool call: its name first, then argument fragments."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChunkToolCall(msgspec.Struct, frozen=True, gc=False):
+    """One piece of a tool call; `index` says which call of the reply it continues."""
+
+    index: int = 0
+    id: str | None = None
+    function: ChunkFunction | None = None
+
+
 class ChunkDelta(msgspec.Struct, frozen=True, gc=False):
     """The new part of the message; `content` is null in role-only or tool-call chunks."""
 
     content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChunkChoice(msgspec.Struct, frozen=True, gc=False):
@@ -98,9 +116,10 @@ class InBandError(Exception):
 def chunk_events(chunk: ChatCompletionChunk) -> list[ChatEvent]:
     """Translate one chunk into domain events, in stream order.
 
-    Returns a `TextDelta` per non-empty content delta, a `Usage` when the chunk reports one, and
-    a `StreamEnd` when a choice finished. Raises `InBandError` for a top-level `error` object or
-    a `finish_reason` of `error`, whichever the server used.
+    Returns a `TextDelta` per non-empty content delta, a `ToolCallDelta` per tool-call piece, a
+    `Usage` when the chunk reports one, and a `StreamEnd` when a choice finished. Raises
+    `InBandError` for a top-level `error` object or a `finish_reason` of `error`, whichever the
+    server used.
     """
     if chunk.error is not None:
         raise InBandError(chunk.error.message, chunk.error.code)
@@ -108,8 +127,11 @@ def chunk_events(chunk: ChatCompletionChunk) -> list[ChatEvent]:
     if chunk.choices:
         for choice in chunk.choices:
             delta = choice.delta
-            if delta is not None and delta.content:
-                events.append(TextDelta(delta.content))
+            if delta is not None:
+                if delta.content:
+                    events.append(TextDelta(delta.content))
+                if delta.tool_calls:
+                    events.extend(_tool_call_deltas(delta.tool_calls))
             reason = choice.finish_reason
             if reason:
                 if reason == "error":
@@ -118,6 +140,21 @@ def chunk_events(chunk: ChatCompletionChunk) -> list[ChatEvent]:
     if chunk.usage is not None:
         events.append(usage_event(chunk.usage))
     return events
+
+
+def _tool_call_deltas(calls: list[ChunkToolCall]) -> list[ToolCallDelta]:
+    deltas = []
+    for call in calls:
+        function = call.function
+        deltas.append(
+            ToolCallDelta(
+                index=call.index,
+                id=call.id,
+                name=function.name if function is not None else None,
+                arguments=(function.arguments or "") if function is not None else "",
+            )
+        )
+    return deltas
 
 
 def usage_event(usage: ChunkUsage) -> Usage:

@@ -13,7 +13,8 @@ Studio all speak the same chunk format, each with its own gaps:
 
 The length limit is sent as `max_tokens`: OpenAI's newer `max_completion_tokens` is not used,
 because most compatible servers only know `max_tokens` (and OpenAI still accepts it for chat
-models).
+models). Tools, tool results, structured output and the sampling options go out in OpenAI's own
+names (`openai_request`); fields the request did not set are not sent.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import msgspec
 from aura_agent.adapters.llm.base import Endpoint, PayloadParser, SSEChatModel
 from aura_agent.adapters.llm.error_bodies import read_bounded
 from aura_agent.adapters.llm.openai_chunks import CHUNK_DECODER, InBandError, chunk_events
+from aura_agent.adapters.llm.openai_request import option_fields, wire_messages
 from aura_agent.domain.models import ChatEvent, GenerationOptions, Message
 
 __all__ = ["OpenAICompatibleChatModel", "models_url"]
@@ -88,16 +90,23 @@ class OpenAICompatibleChatModel(SSEChatModel):
         *,
         include_usage: bool | None = None,
     ) -> bytes:
-        """The JSON body; messages are listed field by field so new Message fields never leak."""
-        model, temperature, max_tokens = options.model, options.temperature, options.max_tokens
+        """The JSON body: only what the request (or the route's defaults) set is sent."""
+        model = options.model
+        temperature = (
+            self._default_temperature if options.temperature is None else options.temperature
+        )
+        max_tokens = self._default_max_tokens if options.max_tokens is None else options.max_tokens
         body = dict(self._extra_body)
         body.update(
             model=self._default_model if model is None else model,
-            messages=[{"role": m.role, "content": m.content} for m in messages],
+            messages=wire_messages(messages),
             stream=True,
-            temperature=self._default_temperature if temperature is None else temperature,
-            max_tokens=self._default_max_tokens if max_tokens is None else max_tokens,
         )
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        body.update(option_fields(options))
         if self._include_usage if include_usage is None else include_usage:
             body["stream_options"] = _STREAM_OPTIONS
         return msgspec.json.encode(body)

@@ -93,8 +93,13 @@ def validate_chat(request: ChatRequest, settings: Settings) -> GenerationOptions
     if request.model is not None and request.model not in settings.model_allow_list:
         allowed = ", ".join(settings.model_allow_list)
         raise RequestProblem(f"model must be one of: {allowed}", field="model")
+    # The seed API's defaults (MODEL_TEMPERATURE, MODEL_MAX_TOKENS) apply when a field is unset.
     return GenerationOptions(
-        model=request.model, temperature=request.temperature, max_tokens=request.max_tokens
+        model=request.model,
+        temperature=settings.model_temperature
+        if request.temperature is None
+        else request.temperature,
+        max_tokens=settings.model_max_tokens if request.max_tokens is None else request.max_tokens,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Final
 
 import msgspec
 
-from aura_agent.domain.models import Usage
+from aura_agent.domain.models import ToolCallDelta, Usage
 from aura_agent.http.openai.errors import ErrorBody, ErrorDetail, OpenAIError
 from aura_agent.http.openai.responses import completion_usage
 
@@ -53,6 +53,25 @@ class ChunkEncoder:
     def content(self, text: str) -> bytes:
         """A chunk carrying one token."""
         return self._content_head + _encode(text) + self._content_tail
+
+    def tool_call(self, delta: ToolCallDelta) -> bytes:
+        """A chunk carrying one piece of a tool call, in OpenAI's shape: the first piece of a
+        call has its id, type and name, later ones only argument fragments."""
+        function: dict[str, str] = {"arguments": delta.arguments}
+        call: dict[str, object] = {"index": delta.index}
+        if delta.id is not None:
+            call["id"] = delta.id
+            call["type"] = "function"
+        if delta.name is not None:
+            function = {"name": delta.name, **function}
+        call["function"] = function
+        return (
+            self._head
+            + b'[{"index":0,"delta":{"tool_calls":['
+            + _encode(call)
+            + b']},"logprobs":null,"finish_reason":null}]'
+            + self._tail
+        )
 
     def finish(self, finish_reason: str) -> bytes:
         """The last choice chunk: an empty delta and the finish reason."""

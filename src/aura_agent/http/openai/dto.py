@@ -1,22 +1,41 @@
 """Requests of the OpenAI-compatible API (`/v1`): decoding, and the checks that need settings.
 
-Requests decode leniently, as OpenAI's own clients expect: unknown fields (`tools`, `top_p`,
-`user`, ...) are ignored, `developer` is read as `system`, and content may be a string or an
-array of text parts. What cannot be honoured (several choices, images, tool messages) is a 400
-that names the parameter, never a silent misbehaviour.
+Faithful to OpenAI's Chat Completions request: tools and tool choice, assistant messages with
+`tool_calls`, `tool` results, structured output and the sampling options are decoded and passed
+on; `developer` is read as `system`, and content may be a string or an array of text parts.
+Nothing is silently dropped: an unknown top-level field is a 400 naming it, except the short
+list of fields that are harmless to ignore (`IGNORED_FIELDS`, documented in the README), and
+what cannot be honoured yet (several choices, images, logprobs) is a 400 that names the
+parameter.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
 from aura_agent.config import Settings
 from aura_agent.domain.models import GenerationOptions, Message, Role
 from aura_agent.http.openai.errors import OpenAIError
+from aura_agent.http.openai.tools import (
+    check_tool_results,
+    sampling_options,
+    tool_call_id_of,
+    tool_calls_of,
+    tool_options,
+)
 from aura_agent.http.validation import CONTROL_CHARACTER_RULE, find_control_character
 from aura_agent.msgspec_errors import locate
+
+IGNORED_FIELDS: Final = (
+    "metadata",
+    "prompt_cache_key",
+    "safety_identifier",
+    "service_tier",
+    "store",
+)
+"""Accepted and not acted on: they only concern OpenAI's own bookkeeping, not the reply."""
 
 
 class ContentPart(msgspec.Struct, kw_only=True, frozen=True):
@@ -26,11 +45,31 @@ class ContentPart(msgspec.Struct, kw_only=True, frozen=True):
     text: str | None = None
 
 
+class RequestFunction(msgspec.Struct, kw_only=True, frozen=True):
+    """The function of an assistant's tool call."""
+
+    name: str
+    arguments: str
+
+
+class RequestToolCall(msgspec.Struct, kw_only=True, frozen=True):
+    """One tool call of an assistant message being sent back."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: RequestFunction
+
+
 class RequestMessage(msgspec.Struct, kw_only=True, frozen=True):
-    """One message of `messages`, before its role and content are checked."""
+    """One message of `messages`, before its role and content are checked.
+
+    Fields an SDK echoes back from a reply (`refusal`, `annotations`, ...) are ignored."""
 
     role: str
     content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[RequestToolCall] | None = None
+    tool_call_id: str | None = None
 
 
 class StreamOptions(msgspec.Struct, kw_only=True, frozen=True):
@@ -39,8 +78,52 @@ class StreamOptions(msgspec.Struct, kw_only=True, frozen=True):
     include_usage: bool | None = None
 
 
-class ChatCompletionRequest(msgspec.Struct, kw_only=True, frozen=True):
-    """The body of `POST /v1/chat/completions`; fields this service does not use are ignored."""
+class FunctionSpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A function the model may call, as OpenAI describes one."""
+
+    name: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolSpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One entry of `tools`; only function tools exist in Chat Completions."""
+
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class ChosenFunction(msgspec.Struct, kw_only=True, frozen=True):
+    name: str
+
+
+class NamedToolChoice(msgspec.Struct, kw_only=True, frozen=True):
+    """`tool_choice: {"type": "function", "function": {"name": ...}}`."""
+
+    type: Literal["function"]
+    function: ChosenFunction
+
+
+class JsonSchemaFormat(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseFormatSpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """`response_format`: text (the default), any JSON object, or JSON following a schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
+
+
+class ChatCompletionRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The body of `POST /v1/chat/completions`; see the module docstring for unknown fields."""
 
     model: str
     messages: list[RequestMessage]
@@ -50,6 +133,24 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True, frozen=True):
     max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     n: int | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatSpec | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    user: str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    # harmless to ignore (IGNORED_FIELDS)
+    metadata: Any = None
+    prompt_cache_key: Any = None
+    safety_identifier: Any = None
+    service_tier: Any = None
+    store: Any = None
 
     @property
     def include_usage(self) -> bool:
@@ -63,6 +164,7 @@ _ROLES: Final = {
     "developer": Role.SYSTEM,
     "user": Role.USER,
     "assistant": Role.ASSISTANT,
+    "tool": Role.TOOL,
 }
 
 
@@ -75,6 +177,13 @@ def decode_completion_request(body: bytes) -> ChatCompletionRequest:
     except msgspec.ValidationError as exc:
         where = locate(exc)
         param = where.path or None
+        if where.unknown is not None:
+            field = f"{param}.{where.unknown}" if param else where.unknown
+            raise OpenAIError(
+                f"Unrecognized request argument supplied: {field}",
+                param=field,
+                code="unknown_parameter",
+            ) from None
         if where.missing is not None:
             param = f"{param}.{where.missing}" if param else where.missing
             raise OpenAIError(
@@ -97,9 +206,10 @@ def _text_of(message: RequestMessage, index: int) -> str:
         return content
     param = f"messages[{index}].content"
     if content is None:
+        if message.role == "assistant" and message.tool_calls:
+            return ""  # an assistant turn that only called tools
         raise OpenAIError(
-            f"Invalid '{param}': a string or an array of text parts is required (tool calls "
-            "are not supported)",
+            f"Invalid '{param}': a string or an array of text parts is required",
             param=param,
             code="invalid_value",
         )
@@ -125,16 +235,16 @@ def _text_of(message: RequestMessage, index: int) -> str:
 def _message(message: RequestMessage, index: int, settings: Settings) -> Message:
     role = _ROLES.get(message.role)
     if role is None:
-        supported = message.role in ("tool", "function")
+        deprecated = message.role == "function"
         raise OpenAIError(
             f"Invalid 'messages[{index}].role': "
             + (
-                f"{message.role!r} messages are not supported (no tool calls)"
-                if supported
-                else f"{message.role[:40]!r}; expected system, developer, user or assistant"
+                "'function' messages are deprecated; send 'tool' messages instead"
+                if deprecated
+                else f"{message.role[:40]!r}; expected system, developer, user, assistant or tool"
             ),
             param=f"messages[{index}].role",
-            code="unsupported_value" if supported else "invalid_value",
+            code="unsupported_value" if deprecated else "invalid_value",
         )
     text = _text_of(message, index)
     param = f"messages[{index}].content"
@@ -151,7 +261,13 @@ def _message(message: RequestMessage, index: int, settings: Settings) -> Message
             param=param,
             code="invalid_value",
         )
-    return Message(role=role, content=text)
+    return Message(
+        role=role,
+        content=text,
+        name=message.name,
+        tool_calls=tool_calls_of(message, index),
+        tool_call_id=tool_call_id_of(message, index),
+    )
 
 
 def validate_completion(
@@ -189,10 +305,13 @@ def validate_completion(
     messages = [
         _message(message, index, settings) for index, message in enumerate(request.messages)
     ]
+    check_tool_results(messages)
     options = GenerationOptions(
         model=request.model,
         temperature=request.temperature,
         max_tokens=request.max_completion_tokens or request.max_tokens,
+        **tool_options(request),
+        **sampling_options(request),
     )
     return messages, options
 

@@ -28,6 +28,7 @@ from aura_agent.domain.errors import (
     ProviderUnavailable,
     StoreUnavailable,
     TurnNotSavedError,
+    UnsupportedOption,
 )
 from aura_agent.http.limits import LimitProblem
 from aura_agent.http.problems import RequestProblem
@@ -86,6 +87,8 @@ def error_for(exc: AuraError) -> OpenAIError:
         )
     if isinstance(cause, ContextTooLong):
         return OpenAIError(message, param="messages", code="context_length_exceeded")
+    if isinstance(cause, UnsupportedOption):
+        return OpenAIError(message, param=cause.param, code="unsupported_parameter")
     if isinstance(cause, ProviderBadRequest):
         return OpenAIError(message, code="upstream_bad_request")
     if isinstance(cause, ProviderOverloaded | ProviderUnavailable):

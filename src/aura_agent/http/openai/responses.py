@@ -44,12 +44,26 @@ def completion_usage(usage: Usage) -> CompletionUsage:
     )
 
 
+class ResponseFunction(msgspec.Struct, kw_only=True, frozen=True):
+    name: str
+    arguments: str
+
+
+class ResponseToolCall(msgspec.Struct, kw_only=True, frozen=True):
+    """One tool call of a non-streamed reply."""
+
+    id: str
+    type: str = "function"
+    function: ResponseFunction
+
+
 class AssistantMessage(msgspec.Struct, kw_only=True, frozen=True):
-    """The reply of a non-streamed completion."""
+    """The reply of a non-streamed completion; `content` is null when it only calls tools."""
 
     role: str = "assistant"
-    content: str
+    content: str | None
     refusal: None = None
+    tool_calls: list[ResponseToolCall] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Choice(msgspec.Struct, kw_only=True, frozen=True):

@@ -48,9 +48,11 @@ from aura_agent.http.openai.responses import (
     Choice,
     ModelList,
     ModelObject,
+    ResponseFunction,
+    ResponseToolCall,
     completion_usage,
 )
-from aura_agent.http.openai.stream import chunk_stream, collect_completion
+from aura_agent.http.openai.stream import Completion, chunk_stream, collect_completion
 from aura_agent.http.record import get_record
 from aura_agent.http.sse.control import ActiveStream
 from aura_agent.http.sse.response import DeferredStart, SSEResponse
@@ -75,8 +77,34 @@ def _session_id(request: Request[Any, Any, Any]) -> str | None:
     return session_id
 
 
+def _refuse_unstorable(messages: list[Message], options: GenerationOptions) -> None:
+    """Sessions store text turns only, for now: a tool conversation is refused, not truncated."""
+    if options.tools or any(m.tool_calls or m.tool_call_id is not None for m in messages):
+        raise OpenAIError(
+            "Invalid 'X-Session-Id' header: stored sessions keep text turns only; send tool "
+            "conversations without X-Session-Id (stateless).",
+            param="X-Session-Id",
+            code="unsupported_value",
+        )
+
+
 def _session_header(session_id: str | None) -> dict[str, str]:
     return {"X-Session-Id": session_id} if session_id is not None else {}
+
+
+def assistant_message(reply: Completion) -> AssistantMessage:
+    """The reply as OpenAI's `message`: text, or null content beside the tool calls."""
+    if not reply.tool_calls:
+        return AssistantMessage(content=reply.text)
+    return AssistantMessage(
+        content=reply.text or None,
+        tool_calls=[
+            ResponseToolCall(
+                id=call.id, function=ResponseFunction(name=call.name, arguments=call.arguments)
+            )
+            for call in reply.tool_calls
+        ],
+    )
 
 
 def _model_object(settings: Settings, name: str) -> ModelObject:
@@ -128,6 +156,8 @@ class OpenAIController(Controller):
         body = decode_completion_request(await request.body())
         messages, options = validate_completion(body, settings)
         session_id = _session_id(request)
+        if session_id is not None:
+            _refuse_unstorable(messages, options)
         record = get_record(request.scope)
         route = settings.routes.get(body.model)
         record.route = record.requested_route = route.name
@@ -192,12 +222,7 @@ class OpenAIController(Controller):
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=created,
             model=body.model,
-            choices=[
-                Choice(
-                    message=AssistantMessage(content=reply.text),
-                    finish_reason=reply.finish_reason,
-                )
-            ],
+            choices=[Choice(message=assistant_message(reply), finish_reason=reply.finish_reason)],
             usage=None if reply.usage is None else completion_usage(reply.usage),
         )
         return ASGIResponse(

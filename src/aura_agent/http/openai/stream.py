@@ -20,7 +20,7 @@ import msgspec
 import structlog
 
 from aura_agent.domain.errors import AuraError, ProviderStreamError
-from aura_agent.domain.models import ChatEvent, TextDelta, Usage
+from aura_agent.domain.models import ChatEvent, TextDelta, ToolCall, ToolCallDelta, Usage
 from aura_agent.http.openai.chunks import DONE_FRAME, ChunkEncoder, error_frame
 from aura_agent.http.openai.errors import ErrorDetail, OpenAIError, error_for
 from aura_agent.http.record import RequestRecord
@@ -74,6 +74,11 @@ async def chunk_stream(
                     if not event.more:
                         yield held[0] if len(held) == 1 else b"".join(held)
                         held.clear()
+            elif type(event) is ToolCallDelta:
+                record.note_token()
+                held.append(encoder.tool_call(event))
+                yield b"".join(held)
+                held.clear()
             else:
                 record.note(event)
             try:
@@ -105,6 +110,7 @@ class Completion(msgspec.Struct, kw_only=True, frozen=True):
     """A whole reply, gathered for a non-streamed request."""
 
     text: str
+    tool_calls: tuple[ToolCall, ...]
     finish_reason: str
     usage: Usage | None
 
@@ -114,6 +120,7 @@ async def collect_completion(
 ) -> Completion:
     """Gather the reply; a failure at any point raises the matching `OpenAIError`."""
     parts: list[str] = []
+    calls = _ToolCalls()
     try:
         async with contextlib.aclosing(events):
             async for event in events:
@@ -121,6 +128,9 @@ async def collect_completion(
                     if event.text:
                         record.note_token()
                         parts.append(event.text)
+                elif type(event) is ToolCallDelta:
+                    record.note_token()
+                    calls.add(event)
                 else:
                     record.note(event)
     except AuraError as exc:
@@ -129,4 +139,30 @@ async def collect_completion(
     except asyncio.CancelledError:
         record.note_disconnect()
         raise
-    return Completion(text="".join(parts), finish_reason=record.finish_reason, usage=record.usage)
+    return Completion(
+        text="".join(parts),
+        tool_calls=calls.assembled(),
+        finish_reason=record.finish_reason,
+        usage=record.usage,
+    )
+
+
+class _ToolCalls:
+    """Streamed tool-call pieces put back together, by index, in the order calls began."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[list[str], list[str]]] = {}  # index -> ([id, name], args)
+
+    def add(self, delta: ToolCallDelta) -> None:
+        head, arguments = self._calls.setdefault(delta.index, (["", ""], []))
+        if delta.id is not None:
+            head[0] = delta.id
+        if delta.name is not None:
+            head[1] += delta.name
+        arguments.append(delta.arguments)
+
+    def assembled(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(id=head[0], name=head[1], arguments="".join(arguments))
+            for head, arguments in self._calls.values()
+        )
