@@ -49,45 +49,16 @@ from aura_agent.testing.loopback_http import (
     read_body,
     reason_phrase,
     response_head,
-    send_paced,
+    same,
+    send_frames,
     sse_chunk,
 )
-from aura_agent.testing.script import RecordedRequest, Script, echo_tokens, usage_for
+from aura_agent.testing.replies import ChunkEncoder, completion_body, reply_usage
+from aura_agent.testing.script import RecordedRequest, Script, ScriptedToolCall, echo_tokens
 
-__all__ = ["FakeOpenRouter", "RecordedRequest", "Script", "main"]
+__all__ = ["FakeOpenRouter", "RecordedRequest", "Script", "ScriptedToolCall", "main"]
 
 _DEFAULT_MODEL = "openrouter/auto"
-
-
-class _ChunkEncoder:
-    """Builds framed SSE events for one reply; the JSON envelope is encoded once per reply."""
-
-    __slots__ = ("_envelope", "_token_head", "_tokens")
-
-    _TOKEN_TAIL = b'},"finish_reason":null}]}'
-
-    def __init__(self, gen_id: str, created: int, model: str) -> None:
-        self._envelope: dict[str, Any] = {
-            "id": gen_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-        }
-        self._token_head = (
-            msgspec.json.encode(self._envelope)[:-1]
-            + b',"choices":[{"index":0,"delta":{"role":"assistant","content":'
-        )
-        self._tokens: dict[str, bytes] = {}
-
-    def token(self, text: str) -> bytes:
-        frame = self._tokens.get(text)
-        if frame is None:  # identical tokens are encoded once
-            json = self._token_head + msgspec.json.encode(text) + self._TOKEN_TAIL
-            frame = self._tokens[text] = sse_chunk(json)
-        return frame
-
-    def event(self, **fields: Any) -> bytes:
-        return sse_chunk(msgspec.json.encode({**self._envelope, **fields}))
 
 
 class FakeOpenRouter:
@@ -372,16 +343,16 @@ class FakeOpenRouter:
 
         tokens = script.tokens if script.tokens is not None else echo_tokens(payload)
         model = payload.get("model")
-        encoder = _ChunkEncoder(
+        encoder = ChunkEncoder(
             self._generation_id(),
             int(time.time()),
             model if isinstance(model, str) else _DEFAULT_MODEL,
         )
-        if script.token_delay > 0:
-            await send_paced(writer, encoder.token, tokens, script.token_delay)
-            body = b""
-        else:  # no pauses: one write (same bytes on the wire, one syscall instead of one per token)
-            body = b"".join([encoder.token(token) for token in tokens])
+        if script.plain:  # the benchmarks' path: tokens encoded straight from their text
+            body = await send_frames(writer, encoder.token, tokens, script.token_delay)
+        else:
+            frames = encoder.content(script, tokens)
+            body = await send_frames(writer, same, frames, script.token_delay)
         if script.drop_after_tokens:
             writer.write(body)
             await writer.drain()
@@ -395,11 +366,11 @@ class FakeOpenRouter:
             choice = {
                 "index": 0,
                 "delta": {"role": "assistant", "content": ""},
-                "finish_reason": script.finish_reason,
+                "finish_reason": script.effective_finish_reason,
             }
             tail = encoder.event(choices=[choice])
             if script.usage:
-                tail += encoder.event(choices=[], usage=usage_for(payload, len(tokens)))
+                tail += encoder.event(choices=[], usage=reply_usage(payload, script, tokens))
             if script.send_done:
                 tail += sse_chunk(b"[DONE]")
         writer.write(body + tail + TERMINATOR)
@@ -430,23 +401,15 @@ class FakeOpenRouter:
             writer.close()
             return False
         model = payload.get("model")
-        completion: dict[str, Any] = {
-            "id": self._generation_id(),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model if isinstance(model, str) else _DEFAULT_MODEL,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(tokens)},
-                    "finish_reason": script.finish_reason,
-                }
-            ],
-        }
-        if script.usage:
-            completion["usage"] = usage_for(payload, len(tokens))
+        body = completion_body(
+            self._generation_id(),
+            int(time.time()),
+            model if isinstance(model, str) else _DEFAULT_MODEL,
+            script,
+            tokens,
+            payload,
+        )
         record.status = 200
-        body = msgspec.json.encode(completion)
         writer.write(json_response(200, body, keep_alive, script.headers.items()))
         return keep_alive
 
