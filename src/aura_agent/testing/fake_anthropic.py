@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import msgspec
 
-from aura_agent.testing.anthropic_mock import ERROR_TYPES
+from aura_agent.testing.anthropic_mock import ERROR_TYPES, Block, anthropic_blocks
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, wait_first_token
 from aura_agent.testing.loopback_http import (
     DRAIN_ABOVE,
@@ -76,32 +76,7 @@ def _token(text: str) -> bytes:
     return _event("content_block_delta", _TOKEN_HEAD + msgspec.json.encode(text) + b"}}")
 
 
-_Block = tuple[dict[str, Any], list[dict[str, Any]]]
-"""A content block's ``content_block_start`` body and the ``delta`` of each of its deltas."""
-
-
-def _blocks(script: Script, tokens: list[str]) -> list[_Block]:
-    """The content blocks of a reply beyond plain text: thinking, text, then tool uses.
-
-    The text block is left out when tool calls come without any text, as Claude does when it
-    goes straight to a tool.
-    """
-    blocks: list[_Block] = []
-    if script.reasoning is not None:
-        thinking = [{"type": "thinking_delta", "thinking": t} for t in script.reasoning]
-        signature = {"type": "signature_delta", "signature": script.thinking_signature}
-        blocks.append(({"type": "thinking", "thinking": ""}, [*thinking, signature]))
-    if tokens or not script.tool_calls:
-        text = [{"type": "text_delta", "text": t} for t in tokens]
-        blocks.append(({"type": "text", "text": ""}, text))
-    for call in script.tool_calls or ():
-        start = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
-        pieces = [{"type": "input_json_delta", "partial_json": p} for p in call.pieces()]
-        blocks.append((start, pieces))
-    return blocks
-
-
-def _block_events(blocks: list[_Block]) -> tuple[bytes, list[bytes], bytes]:
+def _block_events(blocks: list[Block]) -> tuple[bytes, list[bytes], bytes]:
     """The first ``content_block_start`` (sent before the first-token wait), one step per delta
     (a step also carries the block boundaries before it, so pacing delays deltas, not
     boundaries) and the last ``content_block_stop`` (which a cut stream never sends)."""
@@ -224,7 +199,13 @@ class FakeAnthropic(FakeOpenRouter):
         if script.plain:
             first, last = _TEXT_START, _TEXT_STOP
         else:
-            first, steps, last = _block_events(_blocks(script, tokens))
+            blocks = anthropic_blocks(
+                tokens,
+                thinking=script.reasoning,
+                signature=script.thinking_signature,
+                tool_uses=script.tool_calls,
+            )
+            first, steps, last = _block_events(blocks)
         writer.write(_json_event({"type": "message_start", "message": message}) + first)
         if script.stall:
             await writer.drain()

@@ -8,6 +8,7 @@ tokens through it. Reasoning, tool calls and logprobs take the slower general pa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
@@ -15,7 +16,14 @@ import msgspec
 from aura_agent.testing.loopback_http import sse_chunk
 from aura_agent.testing.script import Script, ScriptedToolCall, usage_for
 
-__all__ = ["LOGPROB", "ChunkEncoder", "completion_body", "logprobs_of", "reply_usage"]
+__all__ = [
+    "LOGPROB",
+    "ChunkEncoder",
+    "completion_body",
+    "logprobs_of",
+    "reply_usage",
+    "tool_call_deltas",
+]
 
 LOGPROB: Final = -0.1
 """The log probability of every token: any fixed value does, clients only pass it on."""
@@ -31,6 +39,25 @@ def logprobs_of(tokens: list[str]) -> dict[str, Any]:
             for t in tokens
         ]
     }
+
+
+def tool_call_deltas(calls: Iterable[ScriptedToolCall]) -> list[dict[str, Any]]:
+    """The ``delta`` of every tool-call chunk, in OpenAI's shape: per call, its index, id, type
+    and name with empty arguments, then one delta per argument fragment."""
+    deltas: list[dict[str, Any]] = []
+    for index, call in enumerate(calls):
+        head = {
+            "index": index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        deltas.append({"tool_calls": [head]})
+        deltas += [
+            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            for piece in call.pieces()
+        ]
+    return deltas
 
 
 def reply_usage(payload: dict[str, Any], script: Script, tokens: list[str]) -> dict[str, Any]:
@@ -89,22 +116,8 @@ class ChunkEncoder:
             ]
         token = self.token_with_logprobs if script.logprobs else self.token
         frames += [token(text) for text in tokens]
-        for index, call in enumerate(script.tool_calls or ()):
-            frames += self._tool_call(index, call)
+        frames += [self.delta(delta) for delta in tool_call_deltas(script.tool_calls or ())]
         return frames
-
-    def _tool_call(self, index: int, call: ScriptedToolCall) -> list[bytes]:
-        """OpenAI's shape: id, type and name with empty arguments, then argument fragments."""
-        head = {
-            "index": index,
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": ""},
-        }
-        return [self.delta({"tool_calls": [head]})] + [
-            self.delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-            for piece in call.pieces()
-        ]
 
 
 def completion_body(
