@@ -84,9 +84,10 @@ def _block_events(blocks: list[Block]) -> tuple[bytes, list[bytes], bytes]:
     pending = b""
     for index, (start, deltas) in enumerate(blocks):
         if index:
+            pending += _json_event({"type": "content_block_stop", "index": index - 1})
             pending += _json_event(
-                {"type": "content_block_stop", "index": index - 1}
-            ) + _json_event({"type": "content_block_start", "index": index, "content_block": start})
+                {"type": "content_block_start", "index": index, "content_block": start}
+            )
         for delta in deltas:
             event = {"type": "content_block_delta", "index": index, "delta": delta}
             steps.append(pending + _json_event(event))

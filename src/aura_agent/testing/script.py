@@ -52,8 +52,9 @@ class ScriptedToolCall(msgspec.Struct, frozen=True):
 class Script(msgspec.Struct, kw_only=True, frozen=True):
     """How the fake answers one chat request; every field defaults to a healthy streamed reply.
 
-    - ``tokens=None`` echoes the last user message (``"Echo: " + text`` split into word tokens
-      keeping their trailing spaces), so tests get request-dependent output without scripting.
+    - ``tokens=None`` echoes the last user message that has text (``"Echo: " + text`` split
+      into word tokens keeping their trailing spaces), so tests get request-dependent output
+      without scripting.
     - Delays are seconds: ``first_token_delay`` before the first token (and before an error
       response), ``token_delay`` between tokens, each token then being its own write. Without
       ``token_delay`` all tokens go out in one write: same bytes, far fewer syscalls.
@@ -67,7 +68,6 @@ class Script(msgspec.Struct, kw_only=True, frozen=True):
       requests: nothing at all).
     - ``comments_while_waiting`` sends ``: OPENROUTER PROCESSING`` at once and then every that
       many seconds during ``first_token_delay``.
-
     - ``reasoning`` tokens come before the text, as ``delta.<reasoning_field>`` chunks
       (``reasoning_content``: DeepSeek/LiteLLM; ``reasoning``: OpenRouter), or as a
       ``thinking`` block closed by a ``signature_delta`` of ``thinking_signature`` (Anthropic).
@@ -77,7 +77,8 @@ class Script(msgspec.Struct, kw_only=True, frozen=True):
     - ``drop_after_tokens`` and ``in_band_error`` take effect after all of those.
 
     Non-stream requests use ``tokens``, the delays, ``status``, ``error_message``, ``headers``,
-    ``finish_reason``, ``usage``, ``stall``, ``drop_after_tokens`` and the four above only.
+    ``finish_reason``, ``usage``, ``stall``, ``drop_after_tokens`` and the reasoning, tool-call
+    and logprobs fields only.
     """
 
     tokens: list[str] | None = None
