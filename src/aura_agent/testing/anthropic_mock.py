@@ -15,10 +15,11 @@ cumulative output usage, `message_stop`. Errors are `{"type": "error", "error": 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aura_agent.config.providers import provider_spec
+from aura_agent.testing.script import ScriptedToolCall
 from aura_agent.testing.sse_mock import (
     ScriptedByteStream,
     StreamingAPIMock,
@@ -36,6 +37,9 @@ __all__ = [
     "ERROR_TYPES",
     "PING",
     "AnthropicMock",
+    "Block",
+    "ScriptedToolCall",
+    "anthropic_blocks",
     "anthropic_error",
     "anthropic_event",
     "anthropic_sse_events",
@@ -87,6 +91,39 @@ def anthropic_error(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
+Block = tuple[dict[str, Any], list[dict[str, Any]]]
+"""A content block's ``content_block_start`` body and the ``delta`` of each of its deltas."""
+
+
+def anthropic_blocks(
+    tokens: Sequence[str],
+    *,
+    thinking: Iterable[str] | None = None,
+    signature: str = "sig-mock",
+    tool_uses: Iterable[ScriptedToolCall] | None = None,
+) -> list[Block]:
+    """The content blocks of one reply: `thinking` (its deltas, then a `signature_delta`), the
+    text, then a `tool_use` per call (an `input_json_delta` per argument fragment).
+
+    The text block is left out when tool calls come without any text, as Claude does when it
+    goes straight to a tool.
+    """
+    calls = list(tool_uses or ())
+    blocks: list[Block] = []
+    if thinking is not None:
+        deltas = [{"type": "thinking_delta", "thinking": t} for t in thinking]
+        deltas.append({"type": "signature_delta", "signature": signature})
+        blocks.append(({"type": "thinking", "thinking": ""}, deltas))
+    if tokens or not calls:
+        text = [{"type": "text_delta", "text": t} for t in tokens]
+        blocks.append(({"type": "text", "text": ""}, text))
+    for call in calls:
+        start = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+        pieces = [{"type": "input_json_delta", "partial_json": p} for p in call.pieces()]
+        blocks.append((start, pieces))
+    return blocks
+
+
 def anthropic_sse_events(
     tokens: Iterable[str],
     *,
@@ -97,13 +134,18 @@ def anthropic_sse_events(
     error: Mapping[str, Any] | None = None,
     model: str = DEFAULT_MODEL,
     newline: str = "\n",
+    thinking: Iterable[str] | None = None,
+    signature: str = "sig-mock",
+    tool_uses: Sequence[ScriptedToolCall] | None = None,
 ) -> list[bytes]:
     """The events of one Anthropic stream, one `bytes` per event.
 
     `usage` splits as Anthropic does: the input and cache counts in `message_start` (with an
     output count of 1), the final cumulative output count in `message_delta`. Without `usage`
-    no counts are sent. After the tokens come either the `error` event, or (when `stop_reason`
-    is not None) `content_block_stop` and `message_delta`, then `message_stop` when asked.
+    no counts are sent. The blocks are those of `anthropic_blocks`, indexed from 0, the pings
+    after the first block's start. After the last delta come either the `error` event, or
+    (when `stop_reason` is not None) the last `content_block_stop` and `message_delta` (a
+    default `end_turn` becomes `tool_use` after tool calls), then `message_stop` when asked.
     """
 
     def event(payload: Mapping[str, Any]) -> bytes:
@@ -124,26 +166,30 @@ def anthropic_sse_events(
     }
     if start_usage is not None:
         message["usage"] = start_usage
-    events = [event({"type": "message_start", "message": message})]
-    events.append(
-        event(
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            }
-        )
+    blocks = anthropic_blocks(
+        list(tokens), thinking=thinking, signature=signature, tool_uses=tool_uses
     )
+    if tool_uses and stop_reason == "end_turn":
+        stop_reason = "tool_use"
+    events = [event({"type": "message_start", "message": message})]
+    events.append(event({"type": "content_block_start", "index": 0, "content_block": blocks[0][0]}))
     events.extend(anthropic_event({"type": "ping"}, newline=newline) for _ in range(pings))
-    for token in tokens:
-        delta = {"type": "text_delta", "text": token}
-        events.append(event({"type": "content_block_delta", "index": 0, "delta": delta}))
+    for index, (start, deltas) in enumerate(blocks):
+        if index:
+            events.append(event({"type": "content_block_stop", "index": index - 1}))
+            events.append(
+                event({"type": "content_block_start", "index": index, "content_block": start})
+            )
+        events += [
+            event({"type": "content_block_delta", "index": index, "delta": delta})
+            for delta in deltas
+        ]
     if error is not None:
         events.append(event(error))
         return events
     if stop_reason is None:
         return events
-    events.append(event({"type": "content_block_stop", "index": 0}))
+    events.append(event({"type": "content_block_stop", "index": len(blocks) - 1}))
     final: dict[str, Any] = {
         "type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": None},
@@ -181,16 +227,25 @@ class AnthropicMock(StreamingAPIMock):
         chunk_size: int | None = None,
         delay: float = 0.0,
         newline: str = "\n",
+        thinking: Iterable[str] | None = None,
+        tool_uses: Sequence[ScriptedToolCall] | None = None,
     ) -> ScriptedByteStream:
-        """A streamed reply of `tokens`; the knobs are those of `OpenRouterMock.add_stream`.
+        """A streamed reply of `tokens`; the knobs are those of `OpenRouterMock.add_stream`,
+        `thinking` and `tool_uses` those of `anthropic_sse_events`.
 
-        `usage="auto"` reports 10 input tokens and one output token per token.
+        `usage="auto"` reports 10 input tokens and one output token per token, thinking token
+        and argument fragment.
         """
         tokens = list(tokens)
+        thinking = list(thinking) if thinking is not None else None
         if usage == "auto":
-            usage = anthropic_usage(10, len(tokens))
+            count = len(tokens) + len(thinking or ())
+            count += sum(len(call.pieces()) for call in tool_uses or ())
+            usage = anthropic_usage(10, count)
         events = anthropic_sse_events(
             tokens,
+            thinking=thinking,
+            tool_uses=tool_uses,
             usage=usage,
             stop_reason=stop_reason,
             pings=pings,

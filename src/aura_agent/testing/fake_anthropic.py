@@ -10,9 +10,14 @@ The `Script` knobs mean what they mean for the fake OpenRouter, in Anthropic's t
 ``comments_while_waiting`` sends ``ping`` events, ``in_band_error`` is the ``error`` object of an
 ``error`` event (e.g. ``{"type": "overloaded_error", "message": "Overloaded"}``),
 ``finish_reason`` is given in OpenAI's words and sent as Anthropic's (``stop`` -> ``end_turn``,
-``length`` -> ``max_tokens``; anything else verbatim), ``send_done`` sends ``message_stop``, and
-``usage=False`` leaves the counts out. Like the real API, a request without ``max_tokens``,
-without an ``anthropic-version`` header, or with a ``system`` role in ``messages`` gets a 400::
+``length`` -> ``max_tokens``, ``tool_calls`` -> ``tool_use``; anything else verbatim),
+``send_done`` sends ``message_stop``, and ``usage=False`` leaves the counts out. ``reasoning``
+is a ``thinking`` block (``thinking_delta`` per token, then one ``signature_delta`` of
+``thinking_signature``), before the text block; each of ``tool_calls`` is a ``tool_use`` block
+after it (``input: {}``, then an ``input_json_delta`` per argument fragment); block indexes count
+up from 0; ``logprobs`` has no Anthropic counterpart and is ignored. Like the real API, a request
+without ``max_tokens``, without an ``anthropic-version`` header, or with a ``system`` role in
+``messages`` gets a 400::
 
     async with FakeAnthropic() as fake:
         fake.enqueue(Script(tokens=["Hi", "!"], token_delay=0.01))
@@ -28,7 +33,7 @@ from typing import Any, Final
 
 import msgspec
 
-from aura_agent.testing.anthropic_mock import ERROR_TYPES
+from aura_agent.testing.anthropic_mock import ERROR_TYPES, Block, anthropic_blocks
 from aura_agent.testing.fake_openrouter import FakeOpenRouter, wait_first_token
 from aura_agent.testing.loopback_http import (
     DRAIN_ABOVE,
@@ -38,7 +43,8 @@ from aura_agent.testing.loopback_http import (
     forever,
     json_response,
     response_head,
-    send_paced,
+    same,
+    send_frames,
 )
 from aura_agent.testing.script import RecordedRequest, Script, echo_tokens, usage_for
 
@@ -60,10 +66,46 @@ def _json_event(payload: dict[str, Any]) -> bytes:
 
 _PING_FRAME: Final = _json_event({"type": "ping"})
 _TOKEN_HEAD: Final = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+_TEXT_START: Final = _json_event(
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+)
+_TEXT_STOP: Final = _json_event({"type": "content_block_stop", "index": 0})
 
 
 def _token(text: str) -> bytes:
     return _event("content_block_delta", _TOKEN_HEAD + msgspec.json.encode(text) + b"}}")
+
+
+def _block_events(blocks: list[Block]) -> tuple[bytes, list[bytes], bytes]:
+    """The first ``content_block_start`` (sent before the first-token wait), one step per delta
+    (a step also carries the block boundaries before it, so pacing delays deltas, not
+    boundaries) and the last ``content_block_stop`` (which a cut stream never sends)."""
+    steps: list[bytes] = []
+    pending = b""
+    for index, (start, deltas) in enumerate(blocks):
+        if index:
+            pending += _json_event({"type": "content_block_stop", "index": index - 1})
+            pending += _json_event(
+                {"type": "content_block_start", "index": index, "content_block": start}
+            )
+        for delta in deltas:
+            event = {"type": "content_block_delta", "index": index, "delta": delta}
+            steps.append(pending + _json_event(event))
+            pending = b""
+    if pending:  # the last block had no deltas
+        steps.append(pending)
+    first = {"type": "content_block_start", "index": 0, "content_block": blocks[0][0]}
+    last = {"type": "content_block_stop", "index": len(blocks) - 1}
+    return _json_event(first), steps, _json_event(last)
+
+
+def _input_of(arguments: str) -> Any:
+    """A tool call's arguments as the ``input`` object; kept as text when they are not JSON, so
+    a script of broken arguments stays visible instead of crashing the fake."""
+    try:
+        return msgspec.json.decode(arguments)
+    except msgspec.DecodeError:
+        return arguments
 
 
 class FakeAnthropic(FakeOpenRouter):
@@ -151,25 +193,30 @@ class FakeAnthropic(FakeOpenRouter):
         record.status = 200
         writer.write(response_head(200, [*SSE_HEADERS, *script.headers.items()], keep_alive))
         tokens = script.tokens if script.tokens is not None else echo_tokens(payload)
-        usage = usage_for(payload, len(tokens))
+        usage = usage_for(payload, script.completion_tokens(tokens))
         message = self._message(payload, [], None)
         if script.usage:
             message["usage"] = {"input_tokens": usage["prompt_tokens"], "output_tokens": 1}
-        block = {"type": "text", "text": ""}
-        writer.write(
-            _json_event({"type": "message_start", "message": message})
-            + _json_event({"type": "content_block_start", "index": 0, "content_block": block})
-        )
+        if script.plain:
+            first, last = _TEXT_START, _TEXT_STOP
+        else:
+            blocks = anthropic_blocks(
+                tokens,
+                thinking=script.reasoning,
+                signature=script.thinking_signature,
+                tool_uses=script.tool_calls,
+            )
+            first, steps, last = _block_events(blocks)
+        writer.write(_json_event({"type": "message_start", "message": message}) + first)
         if script.stall:
             await writer.drain()
             await forever()
         await wait_first_token(writer, script, keepalive=_PING_FRAME)
 
-        if script.token_delay > 0:
-            await send_paced(writer, _token, tokens, script.token_delay)
-            body = b""
-        else:  # no pauses: one write, as the fake OpenRouter does
-            body = b"".join([_token(token) for token in tokens])
+        if script.plain:  # tokens framed straight from their text, as the fake OpenRouter does
+            body = await send_frames(writer, _token, tokens, script.token_delay)
+        else:
+            body = await send_frames(writer, same, steps, script.token_delay)
         if script.drop_after_tokens:
             writer.write(body)
             await writer.drain()
@@ -185,7 +232,7 @@ class FakeAnthropic(FakeOpenRouter):
             }
             if script.usage:
                 final["usage"] = {"output_tokens": usage["completion_tokens"]}
-            tail = _json_event({"type": "content_block_stop", "index": 0}) + _json_event(final)
+            tail = last + _json_event(final)
             if script.send_done:
                 tail += _json_event({"type": "message_stop"})
         writer.write(body + tail + TERMINATOR)
@@ -219,10 +266,20 @@ class FakeAnthropic(FakeOpenRouter):
         if script.drop_after_tokens:
             writer.close()
             return False
-        content = [{"type": "text", "text": "".join(tokens)}]
+        content: list[dict[str, Any]] = []
+        if script.reasoning is not None:
+            thinking = "".join(script.reasoning)
+            signature = script.thinking_signature
+            content.append({"type": "thinking", "thinking": thinking, "signature": signature})
+        if tokens or not script.tool_calls:
+            content.append({"type": "text", "text": "".join(tokens)})
+        content += [
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": _input_of(c.arguments)}
+            for c in script.tool_calls or ()
+        ]
         message = self._message(payload, content, _stop_reason(script))
         if script.usage:
-            usage = usage_for(payload, len(tokens))
+            usage = usage_for(payload, script.completion_tokens(tokens))
             message["usage"] = {
                 "input_tokens": usage["prompt_tokens"],
                 "output_tokens": usage["completion_tokens"],
@@ -233,7 +290,7 @@ class FakeAnthropic(FakeOpenRouter):
         return keep_alive
 
     def _message(
-        self, payload: dict[str, Any], content: list[dict[str, str]], stop_reason: str | None
+        self, payload: dict[str, Any], content: list[dict[str, Any]], stop_reason: str | None
     ) -> dict[str, Any]:
         model = payload.get("model")
         return {
@@ -248,4 +305,5 @@ class FakeAnthropic(FakeOpenRouter):
 
 
 def _stop_reason(script: Script) -> str:
-    return _STOP_REASONS.get(script.finish_reason, script.finish_reason)
+    reason = script.effective_finish_reason
+    return _STOP_REASONS.get(reason, reason)

@@ -5,9 +5,9 @@ timeouts, propagating a client's disconnect upstream). This server speaks the wi
 real sockets so those paths run for real, and it records what it saw (including *when* a client
 went away). It is built on bare ``asyncio`` streams with replies precomputed per request, so it is
 not the bottleneck when benchmarking the gateway in front of it. The HTTP plumbing is in
-`loopback_http`, the scripts and recordings in `script`; what is left (about 560 lines) is one
-server class whose methods follow one request's life, and its command line: splitting it further
-would scatter one protocol over several files.
+`loopback_http`, the scripts and recordings in `script`, the reply bodies (text, reasoning, tool
+calls, logprobs) in `replies`; what is left is one server class whose methods follow one
+request's life, and its command line.
 
 In-process::
 
@@ -18,6 +18,7 @@ In-process::
 As a process (prints ``FAKE_OPENROUTER_READY <chat url>`` once listening)::
 
     python -m aura_agent.testing.fake_openrouter --port 9100 --tokens 64 --token-delay-ms 5
+    python -m aura_agent.testing.fake_openrouter --port 9100 --tool-call-fragments 40
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import suppress
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import msgspec
 
@@ -49,45 +50,16 @@ from aura_agent.testing.loopback_http import (
     read_body,
     reason_phrase,
     response_head,
-    send_paced,
+    same,
+    send_frames,
     sse_chunk,
 )
-from aura_agent.testing.script import RecordedRequest, Script, echo_tokens, usage_for
+from aura_agent.testing.replies import ChunkEncoder, completion_body, reply_usage
+from aura_agent.testing.script import RecordedRequest, Script, ScriptedToolCall, echo_tokens
 
-__all__ = ["FakeOpenRouter", "RecordedRequest", "Script", "main"]
+__all__ = ["FakeOpenRouter", "RecordedRequest", "Script", "ScriptedToolCall", "main"]
 
 _DEFAULT_MODEL = "openrouter/auto"
-
-
-class _ChunkEncoder:
-    """Builds framed SSE events for one reply; the JSON envelope is encoded once per reply."""
-
-    __slots__ = ("_envelope", "_token_head", "_tokens")
-
-    _TOKEN_TAIL = b'},"finish_reason":null}]}'
-
-    def __init__(self, gen_id: str, created: int, model: str) -> None:
-        self._envelope: dict[str, Any] = {
-            "id": gen_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-        }
-        self._token_head = (
-            msgspec.json.encode(self._envelope)[:-1]
-            + b',"choices":[{"index":0,"delta":{"role":"assistant","content":'
-        )
-        self._tokens: dict[str, bytes] = {}
-
-    def token(self, text: str) -> bytes:
-        frame = self._tokens.get(text)
-        if frame is None:  # identical tokens are encoded once
-            json = self._token_head + msgspec.json.encode(text) + self._TOKEN_TAIL
-            frame = self._tokens[text] = sse_chunk(json)
-        return frame
-
-    def event(self, **fields: Any) -> bytes:
-        return sse_chunk(msgspec.json.encode({**self._envelope, **fields}))
 
 
 class FakeOpenRouter:
@@ -372,16 +344,16 @@ class FakeOpenRouter:
 
         tokens = script.tokens if script.tokens is not None else echo_tokens(payload)
         model = payload.get("model")
-        encoder = _ChunkEncoder(
+        encoder = ChunkEncoder(
             self._generation_id(),
             int(time.time()),
             model if isinstance(model, str) else _DEFAULT_MODEL,
         )
-        if script.token_delay > 0:
-            await send_paced(writer, encoder.token, tokens, script.token_delay)
-            body = b""
-        else:  # no pauses: one write (same bytes on the wire, one syscall instead of one per token)
-            body = b"".join([encoder.token(token) for token in tokens])
+        if script.plain:  # the benchmarks' path: tokens encoded straight from their text
+            body = await send_frames(writer, encoder.token, tokens, script.token_delay)
+        else:
+            frames = encoder.content(script, tokens)
+            body = await send_frames(writer, same, frames, script.token_delay)
         if script.drop_after_tokens:
             writer.write(body)
             await writer.drain()
@@ -395,11 +367,11 @@ class FakeOpenRouter:
             choice = {
                 "index": 0,
                 "delta": {"role": "assistant", "content": ""},
-                "finish_reason": script.finish_reason,
+                "finish_reason": script.effective_finish_reason,
             }
             tail = encoder.event(choices=[choice])
             if script.usage:
-                tail += encoder.event(choices=[], usage=usage_for(payload, len(tokens)))
+                tail += encoder.event(choices=[], usage=reply_usage(payload, script, tokens))
             if script.send_done:
                 tail += sse_chunk(b"[DONE]")
         writer.write(body + tail + TERMINATOR)
@@ -430,23 +402,15 @@ class FakeOpenRouter:
             writer.close()
             return False
         model = payload.get("model")
-        completion: dict[str, Any] = {
-            "id": self._generation_id(),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model if isinstance(model, str) else _DEFAULT_MODEL,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(tokens)},
-                    "finish_reason": script.finish_reason,
-                }
-            ],
-        }
-        if script.usage:
-            completion["usage"] = usage_for(payload, len(tokens))
+        body = completion_body(
+            self._generation_id(),
+            int(time.time()),
+            model if isinstance(model, str) else _DEFAULT_MODEL,
+            script,
+            tokens,
+            payload,
+        )
         record.status = 200
-        body = msgspec.json.encode(completion)
         writer.write(json_response(200, body, keep_alive, script.headers.items()))
         return keep_alive
 
@@ -522,22 +486,57 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="send ': OPENROUTER PROCESSING' this often while waiting for the first token",
     )
     parser.add_argument("--no-usage", action="store_true", help="omit the usage chunk")
+    parser.add_argument(
+        "--tool-call-fragments",
+        type=int,
+        default=0,
+        metavar="N",
+        help="reply with one tool call (lookup, ~200-byte arguments) in N argument fragments, "
+        "after the --tokens text if given (default 0: no tool call)",
+    )
     args = parser.parse_args(argv)
     if args.tokens is not None and args.tokens < 0:
         parser.error("--tokens must be >= 0")
+    if args.tool_call_fragments < 0:
+        parser.error("--tool-call-fragments must be >= 0")
     return args
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    script = Script(
-        tokens=[args.token_text] * args.tokens if args.tokens is not None else None,
+LOOKUP_ARGUMENTS: Final = msgspec.json.encode(
+    {
+        "query": "opening hours of the Kunsthaus Zürich on public holidays",
+        "filters": {"city": "Zürich", "country": "CH", "kind": ["museum", "gallery"]},
+        "limit": 5,
+        "language": "de-CH",
+        "include_closed": False,
+    }
+).decode()
+"""The arguments of the command line's tool call: about 200 bytes with non-ASCII text, so that
+fragments cut inside strings and next to multi-byte characters, as a model's do."""
+
+
+def _script(args: argparse.Namespace) -> Script:
+    """The default script the command-line flags describe."""
+    tokens = [args.token_text] * args.tokens if args.tokens is not None else None
+    tool_calls = None
+    if args.tool_call_fragments > 0:
+        call = ScriptedToolCall("call_0", "lookup", LOOKUP_ARGUMENTS, args.tool_call_fragments)
+        tool_calls = [call]
+        tokens = tokens or []  # a tool call alone, not the echo, unless --tokens asks for text
+    return Script(
+        tokens=tokens,
         first_token_delay=args.first_token_delay_ms / 1000,
         token_delay=args.token_delay_ms / 1000,
         usage=not args.no_usage,
         comments_while_waiting=(
             args.comments_every_ms / 1000 if args.comments_every_ms is not None else None
         ),
+        tool_calls=tool_calls,
     )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    script = _script(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,10 +19,12 @@ build an `OpenAIMock(httpx_mock, url=...)` directly. Bodies are async streams: u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aura_agent.config.providers import provider_spec
+from aura_agent.testing.replies import tool_call_deltas
+from aura_agent.testing.script import ScriptedToolCall
 from aura_agent.testing.sse_mock import (
     SSE_HEADERS,
     ScriptedByteStream,
@@ -46,6 +48,7 @@ __all__ = [
     "OpenAIMock",
     "OpenRouterMock",
     "ScriptedByteStream",
+    "ScriptedToolCall",
     "Step",
     "openai_sse_chunks",
     "openai_usage",
@@ -112,17 +115,26 @@ def openrouter_sse_chunks(
     error_finish_reason: bool = True,
     model: str = DEFAULT_MODEL,
     newline: str = "\n",
+    reasoning: Iterable[str] | None = None,
+    reasoning_field: str = "reasoning",
+    tool_calls: Sequence[ScriptedToolCall] | None = None,
 ) -> list[bytes]:
     """The events of one OpenRouter stream, one `bytes` per event (comments included).
 
-    `comments` keep-alive comments come first, then one chunk per token, then either the
-    `error` chunk (a top-level `error` object, with a `finish_reason: "error"` choice unless
-    `error_finish_reason` is false) or a finish chunk when `finish_reason` is not None, then a
-    usage-only chunk when `usage` is given, then `[DONE]` when `done`.
+    `comments` keep-alive comments come first, then a chunk per `reasoning` token (as
+    `delta.<reasoning_field>`, with `content: ""` as OpenRouter sends it), one chunk per token,
+    the `tool_calls` (per call its id and name, then a chunk per argument fragment), then either
+    the `error` chunk (a top-level `error` object, with a `finish_reason: "error"` choice unless
+    `error_finish_reason` is false) or a finish chunk when `finish_reason` is not None (`"stop"`
+    becomes `"tool_calls"` after tool calls), then a usage-only chunk when `usage` is given,
+    then `[DONE]` when `done`.
     """
     return _chunks(
         "openrouter",
         tokens,
+        reasoning=reasoning,
+        reasoning_field=reasoning_field,
+        tool_calls=tool_calls,
         usage=usage,
         finish_reason=finish_reason,
         comments=comments,
@@ -144,15 +156,22 @@ def openai_sse_chunks(
     error_finish_reason: bool = False,
     model: str = OPENAI_MODEL,
     newline: str = "\n",
+    reasoning: Iterable[str] | None = None,
+    reasoning_field: str = "reasoning_content",
+    tool_calls: Sequence[ScriptedToolCall] | None = None,
 ) -> list[bytes]:
     """The events of one OpenAI stream: as `openrouter_sse_chunks`, in OpenAI's own shape.
 
     When `usage` is given every earlier chunk carries `"usage": null`, as OpenAI sends them
-    once usage was asked for.
+    once usage was asked for. Reasoning chunks have `content: null`, as DeepSeek's
+    OpenAI-compatible `reasoning_content` chunks do.
     """
     return _chunks(
         "openai",
         tokens,
+        reasoning=reasoning,
+        reasoning_field=reasoning_field,
+        tool_calls=tool_calls,
         usage=usage,
         finish_reason=finish_reason,
         comments=0,
@@ -176,6 +195,9 @@ def _chunks(
     error_finish_reason: bool,
     model: str,
     newline: str,
+    reasoning: Iterable[str] | None = None,
+    reasoning_field: str = "reasoning",
+    tool_calls: Sequence[ScriptedToolCall] | None = None,
 ) -> list[bytes]:
     openrouter = vendor == "openrouter"
     base: dict[str, Any] = {
@@ -198,9 +220,17 @@ def _chunks(
 
     comment = PROCESSING_COMMENT.replace(b"\n", newline.encode())
     events = [comment] * comments
-    for token in tokens:
-        delta = {"role": "assistant", "content": token}
-        events.append(sse_event({**base, "choices": [choice(delta, None)]}, newline=newline))
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant", "content": "" if openrouter else None, reasoning_field: text}
+        for text in reasoning or ()
+    ]
+    deltas += [{"role": "assistant", "content": token} for token in tokens]
+    deltas += tool_call_deltas(tool_calls or ())
+    events += [
+        sse_event({**base, "choices": [choice(delta, None)]}, newline=newline) for delta in deltas
+    ]
+    if tool_calls and finish_reason == "stop":
+        finish_reason = "tool_calls"
     if error is not None:
         choices: list[dict[str, Any]] = []
         if error_finish_reason:
@@ -256,20 +286,28 @@ class OpenRouterMock(StreamingAPIMock):
         delay: float = 0.0,
         model: str | None = None,
         newline: str = "\n",
+        reasoning: Iterable[str] | None = None,
+        tool_calls: Sequence[ScriptedToolCall] | None = None,
     ) -> ScriptedByteStream:
-        """A streamed reply of `tokens`.
+        """A streamed reply of `reasoning`, `tokens` and `tool_calls` (see `_chunks`).
 
-        `usage="auto"` reports 10 prompt tokens and one completion token per token. `comments`
+        `usage="auto"` reports 10 prompt tokens and one completion token per token, reasoning
+        token and argument fragment. `comments`
         defaults to the vendor's habit (1 for OpenRouter, 0 for OpenAI). `chunked` sends one
         event per network chunk (False: the whole body at once); `chunk_size` instead cuts the
         body every N bytes, splitting lines and UTF-8 characters; `delay` pauses before each
         chunk.
         """
         tokens = list(tokens)
+        reasoning = list(reasoning) if reasoning is not None else None
         if usage == "auto":
-            usage = self.usage(10, len(tokens))
+            count = len(tokens) + len(reasoning or ())
+            count += sum(len(call.pieces()) for call in tool_calls or ())
+            usage = self.usage(10, count)
         events = self._chunks(
             tokens,
+            reasoning=reasoning,
+            tool_calls=tool_calls,
             usage=usage,
             finish_reason=finish_reason,
             comments=comments,
@@ -351,10 +389,15 @@ class OpenRouterMock(StreamingAPIMock):
         error_finish_reason: bool = True,
         model: str | None = None,
         newline: str = "\n",
+        reasoning: Iterable[str] | None = None,
+        tool_calls: Sequence[ScriptedToolCall] | None = None,
     ) -> list[bytes]:
         return _chunks(
             self.vendor,
             tokens,
+            reasoning=reasoning,
+            reasoning_field="reasoning" if self.vendor == "openrouter" else "reasoning_content",
+            tool_calls=tool_calls,
             usage=usage,
             finish_reason=finish_reason,
             comments=self.default_comments if comments is None else comments,
