@@ -91,11 +91,17 @@ class Harness:
         and the chat requests the fake got meanwhile (one per reply, checked)."""
         before = len(self.fake.chat_requests)
         self.fake.enqueue(*replies)
-        # the fake upstream runs on this event loop: the blocking subprocess needs a thread
-        output = await asyncio.to_thread(self._node, script, target, env)
+        try:
+            # the fake upstream runs on this event loop: the blocking subprocess needs a thread
+            output = await asyncio.to_thread(self._node, script, target, env)
+        finally:
+            # replies a failing client left unasked must not answer the next test's requests
+            # (the fake has no public way to drop them)
+            self.fake._scripts.clear()
         requests = self.fake.chat_requests[before:]
         assert len(requests) == len(replies), (
-            f"{len(replies)} replies scripted, {len(requests)} requests came"
+            f"{len(replies)} replies scripted, {len(requests)} requests came; {script} printed "
+            f"{output}"
         )
         return output, requests
 
