@@ -57,10 +57,6 @@ max_retries = 0
 PROMPT = "Say hello"  # two words: the fake counts two prompt tokens
 WEATHER = {"city": "Paris", "temperature_c": 21, "conditions": "sunny"}  # get_weather's answer
 
-needs_tools_through_v1 = pytest.mark.skip(reason="needs tool calls through /v1 (issue 13)")
-needs_structured_output_through_v1 = pytest.mark.skip(
-    reason="needs structured output (response_format) through /v1 (issue 13)"
-)
 needs_reasoning_through_v1 = pytest.mark.skip(reason="needs reasoning through /v1 (issue 13)")
 needs_a_fake_with_tools = pytest.mark.skipif(
     not hasattr(fake_script, "ScriptedToolCall"),
@@ -363,13 +359,11 @@ async def test_ai_sdk_streams_reasoning_against_the_fake_itself(
 # -- the same scenarios through /v1 (issue 13: remove the skips as each lands) -----------------
 
 
-@needs_tools_through_v1
 @STREAMED
 async def test_openai_sdk_runs_a_tool_through_the_gateway(harness: Harness, stream: bool) -> None:
     await openai_sdk_runs_a_tool(harness, harness.gateway, stream)
 
 
-@needs_tools_through_v1
 @STREAMED
 async def test_ai_sdk_runs_tools_for_steps_through_the_gateway(
     harness: Harness, stream: bool
@@ -377,7 +371,6 @@ async def test_ai_sdk_runs_tools_for_steps_through_the_gateway(
     await ai_sdk_runs_tools_for_steps(harness, harness.gateway, stream)
 
 
-@needs_structured_output_through_v1
 async def test_ai_sdk_generates_an_object_through_the_gateway(harness: Harness) -> None:
     await ai_sdk_generates_an_object(harness, harness.gateway)
 
